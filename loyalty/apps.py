@@ -1,0 +1,22 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class LoyaltyConfig(AppConfig):
+    name = "loyalty"
+    verbose_name = _("Loyalty program")
+
+    def ready(self) -> None:
+        from members import emails, participation
+
+        from .models import ProgramSettings
+
+        def conditions() -> participation.ParticipationConditions:
+            program = ProgramSettings.load()
+            return participation.ParticipationConditions(
+                minimum_age=program.minimum_age,
+                excluded_domains=frozenset(program.excluded_domain_list),
+            )
+
+        participation.register_provider(conditions)
+        emails.register_context_provider(lambda: {"program": ProgramSettings.load()})

@@ -1,0 +1,109 @@
+"""How many points a purchase earns: base rate x the best matching rule x the tier multiplier."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, Decimal
+
+from django.db.models import Q
+
+from .models import EarningRule, ProgramSettings, Tier
+
+
+@dataclass(frozen=True)
+class LineInput:
+    amount: Decimal
+    category: str = ""
+
+
+@dataclass
+class LineEarning:
+    amount: Decimal
+    category: str
+    rule: str | None
+    rule_multiplier: Decimal
+    points: Decimal
+
+
+@dataclass
+class EarningBreakdown:
+    base_rate: Decimal
+    tier: str | None
+    tier_multiplier: Decimal
+    lines: list[LineEarning] = field(default_factory=list)
+    points: int = 0
+
+    def as_dict(self) -> dict:
+        return {
+            "base_rate": str(self.base_rate),
+            "tier": self.tier,
+            "tier_multiplier": str(self.tier_multiplier),
+            "lines": [
+                {
+                    "amount": str(line.amount),
+                    "category": line.category,
+                    "rule": line.rule,
+                    "rule_multiplier": str(line.rule_multiplier),
+                    "points": str(line.points),
+                }
+                for line in self.lines
+            ],
+            "points": self.points,
+        }
+
+
+def active_rules(*, at: dt.datetime) -> list[EarningRule]:
+    return list(
+        EarningRule.objects.filter(is_active=True)
+        .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=at))
+        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+        .order_by("-priority", "-multiplier", "pk")
+    )
+
+
+def _best_rule(rules: Iterable[EarningRule], *, tier: Tier | None, channel: str,
+               category: str) -> EarningRule | None:
+    for rule in rules:  # already ordered best first
+        if rule.tier_id is not None and (tier is None or rule.tier_id != tier.pk):
+            continue
+        if rule.channel and rule.channel != channel:
+            continue
+        if rule.product_category and rule.product_category.lower() != category.lower():
+            continue
+        return rule
+    return None
+
+
+def earning_calculate(
+    *,
+    amount: Decimal,
+    channel: str,
+    at: dt.datetime,
+    tier: Tier | None,
+    lines: Sequence[LineInput] = (),
+    program: ProgramSettings | None = None,
+    rules: list[EarningRule] | None = None,
+) -> EarningBreakdown:
+    """The points a purchase earns, with the reasoning, rounded down to whole points."""
+    program = program or ProgramSettings.load()
+    rules = active_rules(at=at) if rules is None else rules
+    tier_multiplier = tier.multiplier if tier is not None else Decimal("1")
+    breakdown = EarningBreakdown(
+        base_rate=program.points_per_euro,
+        tier=tier.name if tier else None,
+        tier_multiplier=tier_multiplier,
+    )
+    total = Decimal("0")
+    for line in lines or [LineInput(amount=amount)]:
+        rule = _best_rule(rules, tier=tier, channel=channel, category=line.category)
+        rule_multiplier = rule.multiplier if rule else Decimal("1")
+        points = line.amount * program.points_per_euro * rule_multiplier * tier_multiplier
+        breakdown.lines.append(LineEarning(
+            amount=line.amount, category=line.category, rule=rule.name if rule else None,
+            rule_multiplier=rule_multiplier, points=points,
+        ))
+        total += points
+    breakdown.points = int(total.to_integral_value(rounding=ROUND_FLOOR))
+    return breakdown

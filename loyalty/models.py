@@ -1,0 +1,388 @@
+"""The program core: settings, partners, purchases, earning rules, tiers and the points ledger."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class TierBasis(models.TextChoices):
+    SPEND = "spend", _("Rolling 12-month spend (EUR)")
+    POINTS = "points", _("Rolling 12-month points earned")
+
+
+class ProgramSettings(models.Model):
+    """The program's one settings row (pk=1), edited by the program manager in the admin."""
+
+    name = models.CharField(_("program name"), max_length=100, default="Loyalty")
+    points_name = models.CharField(_("points name"), max_length=40, default="points")
+    points_per_euro = models.DecimalField(
+        _("points per euro"), max_digits=6, decimal_places=2, default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    point_value_eur = models.DecimalField(
+        _("value of one point in EUR"), max_digits=8, decimal_places=4, default=Decimal("0.0100"),
+        help_text=_("Used for the outstanding points liability."),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    points_expiry_months = models.PositiveSmallIntegerField(
+        _("points expire after (months)"), default=24,
+        help_text=_("0 means points never expire."),
+    )
+    tier_basis = models.CharField(
+        _("tiers are based on"), max_length=10, choices=TierBasis.choices, default=TierBasis.SPEND
+    )
+    tier_grace_months = models.PositiveSmallIntegerField(
+        _("tier kept at least (months)"), default=12,
+        help_text=_("A reached tier is kept this long before the nightly run may lower it."),
+    )
+    minimum_age = models.PositiveSmallIntegerField(_("minimum age"), default=16)
+    excluded_domains = models.TextField(
+        _("excluded e-mail domains"), blank=True,
+        help_text=_("One domain per line, e.g. the staff domain. Subdomains are excluded too."),
+    )
+    primary_color = models.CharField(_("primary colour"), max_length=7, default="#0b5c4a")
+    accent_color = models.CharField(_("accent colour"), max_length=7, default="#f2a900")
+    logo = models.FileField(_("logo"), upload_to="branding/", blank=True)
+    # Objectives (phase 1 of the method) that the KPI page measures against.
+    target_active_members = models.PositiveIntegerField(_("target: active members"), default=1000)
+    target_purchases_per_member = models.DecimalField(
+        _("target: purchases per active member per year"), max_digits=6, decimal_places=2,
+        default=Decimal("6.00"),
+    )
+    target_spend_per_member = models.DecimalField(
+        _("target: spend per active member per year (EUR)"), default=Decimal("300.00"), **MONEY
+    )
+    target_redemption_rate = models.DecimalField(
+        _("target: redemption rate (%)"), max_digits=5, decimal_places=2, default=Decimal("25.00")
+    )
+
+    class Meta:
+        verbose_name = _("program settings")
+        verbose_name_plural = _("program settings")
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="program_settings_single")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def load(cls) -> ProgramSettings:
+        settings, _created = cls.objects.get_or_create(pk=1)
+        return settings
+
+    @property
+    def excluded_domain_list(self) -> list[str]:
+        return [
+            line.strip().lower().lstrip("@")
+            for line in self.excluded_domains.splitlines()
+            if line.strip()
+        ]
+
+
+class PartnerKind(models.TextChoices):
+    SHOP = "shop", _("Shop")
+    WEBSHOP = "webshop", _("Web shop")
+    POS = "pos", _("POS system")
+    REWARD_SUPPLIER = "supplier", _("Reward supplier")
+    CRM = "crm", _("CRM")
+
+
+class Partner(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    kind = models.CharField(_("kind"), max_length=10, choices=PartnerKind.choices)
+    contact_email = models.EmailField(_("contact e-mail"), blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("partner")
+        verbose_name_plural = _("partners")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Channel(models.TextChoices):
+    STORE = "store", _("Store")
+    WEBSHOP = "webshop", _("Web shop")
+    APP = "app", _("App")
+    PHONE = "phone", _("Phone")
+
+
+class Tier(models.Model):
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    rank = models.PositiveSmallIntegerField(_("rank"), unique=True, help_text=_("Higher is better."))
+    threshold = models.DecimalField(
+        _("threshold"), help_text=_("Rolling 12-month spend (EUR) or points, per program settings."),
+        validators=[MinValueValidator(Decimal("0"))], **MONEY,
+    )
+    multiplier = models.DecimalField(
+        _("earning multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    color = models.CharField(_("colour"), max_length=7, default="#8c8c8c")
+
+    class Meta:
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PointsAccount(models.Model):
+    """A member's cached balance and tier. The row is the lock for every ledger change."""
+
+    member = models.OneToOneField(
+        "members.Member", on_delete=models.CASCADE, related_name="points_account",
+        verbose_name=_("member"),
+    )
+    balance = models.IntegerField(_("points balance"), default=0)
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts",
+        verbose_name=_("tier"),
+    )
+    tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
+    tier_kept_until = models.DateTimeField(_("tier kept until"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("points account")
+        verbose_name_plural = _("points accounts")
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="balance_never_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.balance}"
+
+
+class Purchase(models.Model):
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="purchases",
+                                verbose_name=_("partner"))
+    external_id = models.CharField(_("partner's purchase id"), max_length=100)
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT,
+                               related_name="purchases", verbose_name=_("member"))
+    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+    purchased_at = models.DateTimeField(_("purchased at"))
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices,
+                               default=Channel.STORE)
+    store = models.CharField(_("store"), max_length=100, blank=True)
+    points_earned = models.IntegerField(_("points earned"), default=0)
+    refunded_amount = models.DecimalField(_("refunded (EUR)"), default=Decimal("0"), **MONEY)
+    points_reversed = models.IntegerField(_("points reversed"), default=0)
+    earning_breakdown = models.JSONField(_("how the points were computed"), default=dict,
+                                         blank=True)
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("purchase")
+        verbose_name_plural = _("purchases")
+        ordering = ["-purchased_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "external_id"],
+                                    name="purchase_unique_per_partner"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="purchase_amount_positive"),
+            models.CheckConstraint(condition=Q(refunded_amount__gte=0)
+                                   & Q(refunded_amount__lte=models.F("amount")),
+                                   name="purchase_refund_within_amount"),
+            models.CheckConstraint(condition=Q(points_reversed__lte=models.F("points_earned")),
+                                   name="purchase_reversal_within_earned"),
+        ]
+        indexes = [
+            models.Index(fields=["member", "purchased_at"]),
+            models.Index(fields=["purchased_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id}:{self.external_id}"
+
+    @property
+    def net_amount(self) -> Decimal:
+        return self.amount - self.refunded_amount
+
+
+class PurchaseLine(models.Model):
+    purchase = models.ForeignKey(Purchase, on_delete=models.CASCADE, related_name="lines")
+    product_code = models.CharField(_("product code"), max_length=60, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    category = models.CharField(_("product category"), max_length=60, blank=True)
+    quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3,
+                                   default=Decimal("1"))
+    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+
+    class Meta:
+        verbose_name = _("purchase line")
+        verbose_name_plural = _("purchase lines")
+
+
+class Refund(models.Model):
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="refunds")
+    external_id = models.CharField(_("partner's refund id"), max_length=100, blank=True)
+    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+    points_reversed = models.IntegerField(_("points reversed"), default=0)
+    points_not_recovered = models.IntegerField(
+        _("points not recovered"), default=0,
+        help_text=_("Points that should have been reversed but were already spent."),
+    )
+    created_by = models.ForeignKey("members.User", on_delete=models.SET_NULL, null=True,
+                                   blank=True, related_name="+")
+    created_at = models.DateTimeField(_("refunded at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.UniqueConstraint(fields=["purchase", "external_id"],
+                                    condition=~Q(external_id=""), name="refund_unique_external"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+        ]
+
+
+class EarningRule(models.Model):
+    """A multiplier on the base rate for purchases that match all of its conditions.
+
+    Per purchase line the matching active rule with the highest priority applies (ties: the
+    higher multiplier); a blank condition matches anything. The tier multiplier applies on top.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    multiplier = models.DecimalField(_("multiplier"), max_digits=5, decimal_places=2,
+                                     validators=[MinValueValidator(Decimal("0"))])
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True,
+                             verbose_name=_("only for tier"))
+    channel = models.CharField(_("only for channel"), max_length=10, choices=Channel.choices,
+                               blank=True)
+    product_category = models.CharField(_("only for product category"), max_length=60,
+                                        blank=True)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    priority = models.IntegerField(_("priority"), default=0,
+                                   help_text=_("The highest priority matching rule applies."))
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("earning rule")
+        verbose_name_plural = _("earning rules")
+        ordering = ["-priority", "-multiplier", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True)
+                | Q(valid_until__gt=models.F("valid_from")),
+                name="earning_rule_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (x{self.multiplier})"
+
+
+class EntryKind(models.TextChoices):
+    EARN = "earn", _("Earned")
+    REDEEM = "redeem", _("Redeemed")
+    EXPIRE = "expire", _("Expired")
+    ADJUST = "adjust", _("Adjusted")
+    BONUS = "bonus", _("Bonus")
+    REVERSAL = "reversal", _("Reversed")
+
+
+class EntrySource(models.TextChoices):
+    PURCHASE = "purchase", _("Purchase")
+    REFUND = "refund", _("Refund")
+    REDEMPTION = "redemption", _("Redemption")
+    CAMPAIGN = "campaign", _("Campaign")
+    STAFF = "staff", _("Staff")
+    SYSTEM = "system", _("System")
+
+
+class LedgerEntry(models.Model):
+    """One append-only change of a member's points.
+
+    Credits (points > 0) are also lots: `remaining_points` is what is left of them after
+    debits consumed them oldest first; expiry removes what remains of an expired lot. The
+    entry's points, kind and reason never change.
+    """
+
+    account = models.ForeignKey(PointsAccount, on_delete=models.PROTECT, related_name="entries",
+                                verbose_name=_("account"))
+    kind = models.CharField(_("kind"), max_length=10, choices=EntryKind.choices)
+    points = models.IntegerField(_("points"))
+    balance_after = models.IntegerField(_("balance after"))
+    reason = models.CharField(_("reason"), max_length=255)
+    source = models.CharField(_("source"), max_length=12, choices=EntrySource.choices)
+    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="ledger_entries")
+    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="ledger_entries")
+    created_by = models.ForeignKey("members.User", on_delete=models.SET_NULL, null=True,
+                                   blank=True, related_name="+", verbose_name=_("by"))
+    created_at = models.DateTimeField(_("at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    remaining_points = models.IntegerField(_("remaining in lot"), default=0)
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(points=0), name="entry_points_nonzero"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_nonneg"),
+            models.CheckConstraint(
+                condition=Q(remaining_points__gte=0)
+                & (Q(points__lt=0, remaining_points=0) | Q(remaining_points__lte=models.F("points"))),
+                name="entry_lot_within_points",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-created_at", "-id"]),
+            models.Index(fields=["expires_at"], condition=Q(remaining_points__gt=0),
+                         name="open_lot_expiry_idx"),
+            models.Index(fields=["kind", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.points:+d}"
+
+
+class TierChange(models.Model):
+    account = models.ForeignKey(PointsAccount, on_delete=models.CASCADE,
+                                related_name="tier_changes")
+    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
+    figure = models.DecimalField(_("rolling 12-month figure"), **MONEY)
+    reason = models.CharField(_("reason"), max_length=100)
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
+        ordering = ["-changed_at", "-pk"]
+
+
+class ConsistencyCheck(models.Model):
+    """The result of one comparison of every cached balance with its ledger sum."""
+
+    ran_at = models.DateTimeField(_("ran at"), default=timezone.now)
+    accounts_checked = models.PositiveIntegerField(_("accounts checked"))
+    mismatches = models.JSONField(_("mismatches"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("ledger consistency check")
+        verbose_name_plural = _("ledger consistency checks")
+        ordering = ["-ran_at"]
+
+    @property
+    def mismatch_count(self) -> int:
+        return len(self.mismatches)
+
+    def __str__(self) -> str:
+        return f"{self.ran_at:%Y-%m-%d %H:%M} ({self.mismatch_count})"

@@ -1,0 +1,69 @@
+"""Reads of the program core: balances, ledger pages, tier progress and program KPIs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from members.models import Member
+
+from .models import LedgerEntry, PointsAccount, ProgramSettings, Tier
+from .services import rolling_figure
+
+
+def account_for_member(*, member: Member) -> PointsAccount | None:
+    return PointsAccount.objects.select_related("tier").filter(member=member).first()
+
+
+def member_balance(*, member: Member) -> int:
+    account = PointsAccount.objects.filter(member=member).values_list("balance", flat=True)
+    return account.first() or 0
+
+
+def ledger_for_member(*, member: Member) -> QuerySet[LedgerEntry]:
+    """The member's entries, newest first, with what a history page shows in one query."""
+    return (
+        LedgerEntry.objects.filter(account__member=member)
+        .select_related("purchase__partner", "created_by")
+        .order_by("-created_at", "-pk")
+    )
+
+
+@dataclass(frozen=True)
+class TierProgress:
+    basis: str
+    figure: Decimal
+    current: Tier | None
+    next: Tier | None
+    missing: Decimal
+    percent: int
+    kept_until: dt.datetime | None
+
+
+def tier_progress(*, member: Member, at: dt.datetime | None = None) -> TierProgress:
+    """Where the member stands: current tier, the next one, and how much is missing."""
+    program = ProgramSettings.load()
+    account = account_for_member(member=member)
+    tiers = list(Tier.objects.order_by("rank"))
+    figure = (
+        rolling_figure(account=account, at=at or timezone.now(), basis=program.tier_basis)
+        if account else Decimal("0")
+    )
+    current = account.tier if account else None
+    current_rank = current.rank if current else -1
+    higher = [tier for tier in tiers if tier.rank > current_rank]
+    upcoming = higher[0] if higher else None
+    if upcoming is None:
+        return TierProgress(program.tier_basis, figure, current, None, Decimal("0"), 100,
+                            account.tier_kept_until if account else None)
+    floor = current.threshold if current else Decimal("0")
+    span = upcoming.threshold - floor
+    missing = max(upcoming.threshold - figure, Decimal("0"))
+    done = figure - floor
+    percent = 100 if span <= 0 else int(max(0, min(100, done * 100 / span)))
+    return TierProgress(program.tier_basis, figure, current, upcoming, missing, percent,
+                        account.tier_kept_until if account else None)

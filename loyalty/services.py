@@ -1,0 +1,506 @@
+"""Writes of the program core: purchases, refunds, the points ledger, expiry and tiers.
+
+Every change of points goes through `_credit` or `_debit`, which run with the member's
+PointsAccount row locked, append the ledger entry and update the cached balance in the
+same transaction. Lock order everywhere: purchase row, then account row, then lots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+
+from dateutil.relativedelta import relativedelta
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.errors import MemberNotActive
+from members.models import Member, MemberStatus, User
+
+from .earning import LineInput, earning_calculate
+from .errors import (
+    DuplicatePurchaseConflict,
+    InsufficientPoints,
+    InvalidAmount,
+    InvalidPoints,
+    InvalidPurchaseLines,
+    PartnerInactive,
+    ReasonRequired,
+    RefundTooLarge,
+    ValidationFailed,
+)
+from .models import (
+    ConsistencyCheck,
+    EntryKind,
+    EntrySource,
+    LedgerEntry,
+    Partner,
+    PointsAccount,
+    ProgramSettings,
+    Purchase,
+    PurchaseLine,
+    Refund,
+    Tier,
+    TierBasis,
+    TierChange,
+)
+
+logger = logging.getLogger(__name__)
+
+EARNING_STATUSES = (MemberStatus.ACTIVE, MemberStatus.PENDING)
+CENT = Decimal("0.01")
+
+
+# --- amounts -------------------------------------------------------------------------------
+
+
+def money(value: Decimal | str | int | float) -> Decimal:
+    """A positive euro amount with at most two decimals, or InvalidAmount."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError) as exc:
+        raise InvalidAmount(_("Enter an amount in euros, like 12.50.")) from exc
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidAmount()
+    if amount != amount.quantize(CENT):
+        raise InvalidAmount(_("An amount has at most two decimals (cents)."))
+    if amount >= Decimal("10000000000"):
+        raise InvalidAmount(_("The amount is too large."))
+    return amount
+
+
+# --- the ledger ----------------------------------------------------------------------------
+
+
+def account_lock(*, member: Member) -> PointsAccount:
+    """The member's account row, locked for this transaction (created on first use)."""
+    account = PointsAccount.objects.select_for_update().filter(member=member).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                PointsAccount.objects.create(member=member)
+        except IntegrityError:
+            pass  # created concurrently; lock the winner's row below
+        account = PointsAccount.objects.select_for_update().get(member=member)
+    return account
+
+
+def _expiry_for(at: dt.datetime, program: ProgramSettings) -> dt.datetime | None:
+    if not program.points_expiry_months:
+        return None
+    return at + relativedelta(months=program.points_expiry_months)
+
+
+def _credit(
+    *, account: PointsAccount, points: int, kind: str, reason: str, source: str,
+    purchase: Purchase | None = None, refund: Refund | None = None,
+    created_by: User | None = None, at: dt.datetime | None = None,
+) -> LedgerEntry:
+    at = at or timezone.now()
+    account.balance += points
+    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") + points,
+                                                       updated_at=timezone.now())
+    return LedgerEntry.objects.create(
+        account=account, kind=kind, points=points, balance_after=account.balance,
+        reason=reason, source=source, purchase=purchase, refund=refund, created_by=created_by,
+        created_at=at, expires_at=_expiry_for(at, ProgramSettings.load()),
+        remaining_points=points,
+    )
+
+
+def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry | None:
+    lots = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(account=account, remaining_points__gt=0, expires_at__lte=now)
+        .order_by("pk")
+    )
+    expired = sum(lot.remaining_points for lot in lots)
+    if not expired:
+        return None
+    LedgerEntry.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining_points=0)
+    account.balance -= expired
+    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") - expired,
+                                                       updated_at=timezone.now())
+    return LedgerEntry.objects.create(
+        account=account, kind=EntryKind.EXPIRE, points=-expired, balance_after=account.balance,
+        reason=_("Points expired"), source=EntrySource.SYSTEM, created_at=now,
+    )
+
+
+def _debit(
+    *, account: PointsAccount, points: int, kind: str, reason: str, source: str,
+    purchase: Purchase | None = None, refund: Refund | None = None,
+    created_by: User | None = None, prefer_lot: LedgerEntry | None = None,
+) -> LedgerEntry:
+    """Take points from the oldest lots first (a preferred lot before them), never below 0."""
+    now = timezone.now()
+    _expire_due_lots(account=account, now=now)  # expired points cannot be spent
+    if points > account.balance:
+        raise InsufficientPoints(
+            _("%(needed)d points needed, %(balance)d available.")
+            % {"needed": points, "balance": account.balance},
+            needed=points, balance=account.balance,
+        )
+    lots = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(account=account, remaining_points__gt=0)
+        .order_by(F("expires_at").asc(nulls_last=True), "created_at", "pk")
+    )
+    if prefer_lot is not None:
+        lots.sort(key=lambda lot: lot.pk != prefer_lot.pk)  # stable: the rest stay FIFO
+    left = points
+    changed = []
+    for lot in lots:
+        if not left:
+            break
+        take = min(left, lot.remaining_points)
+        lot.remaining_points -= take
+        left -= take
+        changed.append(lot)
+    if left:  # the lots disagree with the cached balance: refuse rather than corrupt
+        raise InsufficientPoints(_("The points lots do not cover this debit."))
+    LedgerEntry.objects.bulk_update(changed, ["remaining_points"])
+    account.balance -= points
+    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") - points,
+                                                       updated_at=now)
+    return LedgerEntry.objects.create(
+        account=account, kind=kind, points=-points, balance_after=account.balance,
+        reason=reason, source=source, purchase=purchase, refund=refund, created_by=created_by,
+        created_at=now,
+    )
+
+
+def _whole_points(points: int) -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise InvalidPoints()
+    return points
+
+
+@transaction.atomic
+def points_credit(*, member: Member, points: int, kind: str = EntryKind.BONUS, reason: str,
+                  source: str = EntrySource.SYSTEM, created_by: User | None = None) -> LedgerEntry:
+    """Add points (bonus, campaign, refund of a cancelled redemption) as a new lot."""
+    if _whole_points(points) < 0:
+        raise InvalidPoints(_("Use points_debit to take points away."))
+    if not reason.strip():
+        raise ReasonRequired()
+    account = account_lock(member=member)
+    return _credit(account=account, points=points, kind=kind, reason=reason, source=source,
+                   created_by=created_by)
+
+
+@transaction.atomic
+def points_debit(*, member: Member, points: int, kind: str = EntryKind.REDEEM, reason: str,
+                 source: str = EntrySource.REDEMPTION,
+                 created_by: User | None = None) -> LedgerEntry:
+    """Take points away, oldest lots first, or raise InsufficientPoints and change nothing."""
+    if _whole_points(points) < 0:
+        raise InvalidPoints(_("Debit a positive number of points."))
+    account = account_lock(member=member)
+    return _debit(account=account, points=points, kind=kind, reason=reason, source=source,
+                  created_by=created_by)
+
+
+@transaction.atomic
+def points_adjust(*, member: Member, points: int, reason: str, staff_user: User) -> LedgerEntry:
+    """A staff correction with a mandatory reason; audited by the entry's `created_by`."""
+    _whole_points(points)
+    if not (reason or "").strip():
+        raise ReasonRequired()
+    account = account_lock(member=member)
+    common = {"account": account, "kind": EntryKind.ADJUST, "reason": reason.strip(),
+              "source": EntrySource.STAFF, "created_by": staff_user}
+    if points > 0:
+        entry = _credit(points=points, **common)
+    else:
+        entry = _debit(points=-points, **common)
+    logger.info("points adjusted", extra={"member": member.pk, "points": points,
+                                          "staff_user": staff_user.pk})
+    return entry
+
+
+def points_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire what remains of every lot past its expiry date; returns the points expired.
+
+    One short transaction per account, so the nightly run never holds many locks; running it
+    twice expires nothing more.
+    """
+    now = now or timezone.now()
+    account_ids = list(
+        LedgerEntry.objects.filter(remaining_points__gt=0, expires_at__lte=now)
+        .values_list("account_id", flat=True).distinct().order_by("account_id")
+    )
+    total = 0
+    for account_id in account_ids:
+        with transaction.atomic():
+            account = PointsAccount.objects.select_for_update().get(pk=account_id)
+            entry = _expire_due_lots(account=account, now=now)
+            total += -entry.points if entry else 0
+    return total
+
+
+# --- purchases and refunds -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    purchase: Purchase
+    created: bool
+
+
+def _lines_input(lines: Sequence[dict], amount: Decimal) -> list[LineInput]:
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append(LineInput(amount=money(line["amount"]),
+                                    category=str(line.get("category", "") or "")[:60]))
+        except (KeyError, TypeError) as exc:
+            raise InvalidPurchaseLines(_("Every line needs an amount.")) from exc
+    if parsed and sum(line.amount for line in parsed) != amount:
+        raise InvalidPurchaseLines()
+    return parsed
+
+
+def _same_purchase(existing: Purchase, *, member: Member, amount: Decimal) -> PurchaseResult:
+    if existing.member_id != member.pk or existing.amount != amount:
+        raise DuplicatePurchaseConflict(purchase_id=existing.pk)
+    return PurchaseResult(purchase=existing, created=False)
+
+
+def purchase_record(
+    *,
+    partner: Partner,
+    external_id: str,
+    member: Member,
+    amount: Decimal | str,
+    purchased_at: dt.datetime | None = None,
+    channel: str = "store",
+    store: str = "",
+    lines: Sequence[dict] = (),
+) -> PurchaseResult:
+    """Record a partner's purchase and earn its points, exactly once per (partner, id).
+
+    Posting the same purchase again returns the first result (created=False); the same id
+    with a different member or amount is a conflict. The unique constraint, not a prior
+    read, is what makes concurrent duplicates safe.
+    """
+    amount = money(amount)
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise ValidationFailed(_("The purchase needs the partner's id."), field="external_id")
+    if not partner.is_active:
+        raise PartnerInactive()
+    line_inputs = _lines_input(lines, amount)
+    purchased_at = purchased_at or timezone.now()
+    if timezone.is_naive(purchased_at):
+        raise ValidationFailed(_("The purchase time needs a time zone."), field="purchased_at")
+    if purchased_at > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationFailed(_("The purchase time is in the future."), field="purchased_at")
+
+    existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
+    if existing is not None:
+        return _same_purchase(existing, member=member, amount=amount)
+    if member.status not in EARNING_STATUSES:
+        raise MemberNotActive()
+    try:
+        with transaction.atomic():
+            purchase = Purchase.objects.create(
+                partner=partner, external_id=external_id, member=member, amount=amount,
+                purchased_at=purchased_at, channel=channel, store=store,
+            )
+            PurchaseLine.objects.bulk_create(
+                PurchaseLine(purchase=purchase, amount=line["amount"],
+                             category=line.get("category", "") or "",
+                             product_code=line.get("product_code", "") or "",
+                             description=line.get("description", "") or "",
+                             quantity=line.get("quantity", 1) or 1)
+                for line in lines
+            )
+            _earn_for_purchase(purchase=purchase, member=member, lines=line_inputs)
+    except IntegrityError:
+        # A concurrent post of the same purchase committed first: answer with its result.
+        existing = Purchase.objects.filter(partner=partner, external_id=external_id).first()
+        if existing is None:
+            raise
+        return _same_purchase(existing, member=member, amount=amount)
+    return PurchaseResult(purchase=purchase, created=True)
+
+
+def _earn_for_purchase(*, purchase: Purchase, member: Member, lines: list[LineInput]) -> None:
+    account = account_lock(member=member)
+    breakdown = earning_calculate(amount=purchase.amount, channel=purchase.channel,
+                                  at=purchase.purchased_at, tier=account.tier, lines=lines)
+    purchase.points_earned = breakdown.points
+    purchase.earning_breakdown = breakdown.as_dict()
+    purchase.save(update_fields=["points_earned", "earning_breakdown"])
+    if breakdown.points > 0:
+        _credit(account=account, points=breakdown.points, kind=EntryKind.EARN,
+                reason=_("Purchase %(id)s") % {"id": purchase.external_id},
+                source=EntrySource.PURCHASE, purchase=purchase)
+    tier_recalculate(account=account, allow_downgrade=False)
+
+
+@transaction.atomic
+def purchase_refund(*, purchase: Purchase, amount: Decimal | str, external_id: str = "",
+                    created_by: User | None = None) -> Refund:
+    """Refund part or all of a purchase and reverse its points proportionally, never more.
+
+    Points already spent cannot be taken back below a zero balance: the part that could not
+    be recovered is recorded on the refund (`points_not_recovered`).
+    """
+    amount = money(amount)
+    purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
+    external_id = (external_id or "").strip()
+    if external_id:
+        previous = Refund.objects.filter(purchase=purchase, external_id=external_id).first()
+        if previous is not None:
+            if previous.amount != amount:
+                raise DuplicatePurchaseConflict(
+                    _("This refund id was already used with another amount.")
+                )
+            return previous
+    left = purchase.amount - purchase.refunded_amount
+    if amount > left:
+        raise RefundTooLarge(
+            _("At most %(left)s EUR of this purchase can still be refunded.") % {"left": left},
+            refundable=str(left),
+        )
+    refunded = purchase.refunded_amount + amount
+    if refunded == purchase.amount:
+        reversed_target = purchase.points_earned
+    else:
+        reversed_target = int((Decimal(purchase.points_earned) * refunded / purchase.amount)
+                              .to_integral_value(rounding=ROUND_FLOOR))
+    to_reverse = reversed_target - purchase.points_reversed
+
+    account = account_lock(member=purchase.member)
+    recoverable = min(to_reverse, account.balance)
+    refund = Refund.objects.create(
+        purchase=purchase, external_id=external_id, amount=amount,
+        points_reversed=recoverable, points_not_recovered=to_reverse - recoverable,
+        created_by=created_by,
+    )
+    if recoverable > 0:
+        earn_lot = purchase.ledger_entries.filter(kind=EntryKind.EARN).first()
+        _debit(account=account, points=recoverable, kind=EntryKind.REVERSAL,
+               reason=_("Refund of purchase %(id)s") % {"id": purchase.external_id},
+               source=EntrySource.REFUND, purchase=purchase, refund=refund,
+               created_by=created_by, prefer_lot=earn_lot)
+    purchase.refunded_amount = refunded
+    purchase.points_reversed = reversed_target
+    purchase.save(update_fields=["refunded_amount", "points_reversed"])
+    return refund
+
+
+# --- tiers ---------------------------------------------------------------------------------
+
+
+def rolling_figure(*, account: PointsAccount, at: dt.datetime | None = None,
+                   basis: str | None = None) -> Decimal:
+    """The member's rolling 12-month spend (net of refunds) or points earned."""
+    at = at or timezone.now()
+    since = at - relativedelta(months=12)
+    basis = basis or ProgramSettings.load().tier_basis
+    if basis == TierBasis.POINTS:
+        total = account.entries.filter(
+            created_at__gt=since, created_at__lte=at,
+            kind__in=[EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL],
+            source__in=[EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN],
+        ).aggregate(total=Coalesce(Sum("points"), 0))["total"]
+        return Decimal(total)
+    return Purchase.objects.filter(
+        member_id=account.member_id, purchased_at__gt=since, purchased_at__lte=at,
+    ).aggregate(total=Coalesce(Sum(F("amount") - F("refunded_amount")), Decimal("0")))["total"]
+
+
+def qualifying_tier(figure: Decimal, tiers: Sequence[Tier] | None = None) -> Tier | None:
+    tiers = list(Tier.objects.order_by("rank")) if tiers is None else tiers
+    reached = [tier for tier in tiers if tier.threshold <= figure]
+    return max(reached, key=lambda tier: tier.rank) if reached else None
+
+
+def tier_recalculate(*, account: PointsAccount, allow_downgrade: bool,
+                     now: dt.datetime | None = None,
+                     tiers: Sequence[Tier] | None = None) -> TierChange | None:
+    """Move a (locked) account to the tier its rolling figure qualifies for.
+
+    Upgrades happen at once (on every purchase). Downgrades happen only in the nightly run
+    (`allow_downgrade`) and only after the reached tier's grace period has passed; then the
+    member drops to the tier the figure qualifies for, possibly several levels.
+    """
+    now = now or timezone.now()
+    program = ProgramSettings.load()
+    figure = rolling_figure(account=account, at=now, basis=program.tier_basis)
+    target = qualifying_tier(figure, tiers)
+    current = account.tier
+    current_rank = current.rank if current else -1
+    target_rank = target.rank if target else -1
+    if target_rank > current_rank:
+        reason = "upgrade"
+    elif target_rank < current_rank and allow_downgrade and (
+        account.tier_kept_until is None or account.tier_kept_until <= now
+    ):
+        reason = "downgrade"
+    else:
+        return None
+    account.tier = target
+    account.tier_since = now
+    account.tier_kept_until = now + relativedelta(months=program.tier_grace_months)
+    PointsAccount.objects.filter(pk=account.pk).update(
+        tier=target, tier_since=now, tier_kept_until=account.tier_kept_until
+    )
+    return TierChange.objects.create(account=account, from_tier=current, to_tier=target,
+                                     figure=figure, reason=reason, changed_at=now)
+
+
+def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
+    """The nightly run: every account that has a tier or could reach one; returns changes."""
+    tiers = list(Tier.objects.order_by("rank"))
+    changes = 0
+    account_ids = PointsAccount.objects.order_by("pk").values_list("pk", flat=True)
+    for account_id in account_ids.iterator(chunk_size=2000):
+        with transaction.atomic():
+            account = PointsAccount.objects.select_for_update().select_related("tier").get(
+                pk=account_id
+            )
+            if tier_recalculate(account=account, allow_downgrade=True, now=now, tiers=tiers):
+                changes += 1
+    return changes
+
+
+# --- consistency ---------------------------------------------------------------------------
+
+
+def ledger_consistency_check() -> ConsistencyCheck:
+    """Compare every cached balance with its ledger sum and its open lots; change nothing.
+
+    Two grouped queries over the whole table; differences are stored and logged as errors
+    for the admin to see, never corrected silently.
+    """
+    ledger_mismatches = PointsAccount.objects.annotate(
+        ledger_sum=Coalesce(Sum("entries__points"), 0)
+    ).exclude(balance=F("ledger_sum")).values("pk", "member_id", "balance", "ledger_sum")
+    lot_mismatches = PointsAccount.objects.annotate(
+        lots_sum=Coalesce(Sum("entries__remaining_points"), 0)
+    ).exclude(balance=F("lots_sum")).values("pk", "member_id", "balance", "lots_sum")
+    mismatches = [
+        {"account": row["pk"], "member": row["member_id"], "balance": row["balance"],
+         "ledger_sum": row["ledger_sum"], "kind": "ledger"}
+        for row in ledger_mismatches
+    ] + [
+        {"account": row["pk"], "member": row["member_id"], "balance": row["balance"],
+         "lots_sum": row["lots_sum"], "kind": "lots"}
+        for row in lot_mismatches
+    ]
+    check = ConsistencyCheck.objects.create(accounts_checked=PointsAccount.objects.count(),
+                                            mismatches=mismatches)
+    if mismatches:
+        logger.error("ledger consistency check found %d mismatches", len(mismatches),
+                     extra={"check": check.pk})
+    return check

@@ -1,0 +1,52 @@
+"""Sending templated e-mail in the member's language through Django's e-mail backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils import translation
+
+
+# Higher apps add shared context (program name, house style) without members importing them.
+_context_providers: list[Callable[[], dict[str, Any]]] = []
+
+
+def register_context_provider(provider: Callable[[], dict[str, Any]]) -> None:
+    if provider not in _context_providers:
+        _context_providers.append(provider)
+
+
+def email_context() -> dict[str, Any]:
+    context: dict[str, Any] = {"site_url": settings.SITE_URL}
+    for provider in _context_providers:
+        context.update(provider())
+    return context
+
+
+def send_templated_email(
+    *,
+    to: str,
+    template: str,
+    context: dict[str, Any],
+    language: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Render `emails/<template>_subject.txt`, `.txt` and `.html` and send them."""
+    with translation.override(language):
+        context = {**email_context(), "language": language, **context}
+        subject = render_to_string(f"emails/{template}_subject.txt", context).strip()
+        text_body = render_to_string(f"emails/{template}.txt", context)
+        html_body = render_to_string(f"emails/{template}.html", context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),
+        body=text_body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[to],
+        headers=headers or {},
+    )
+    message.attach_alternative(html_body, "text/html")
+    message.send()

@@ -1,0 +1,247 @@
+"""Members, their portal accounts, invitations, terms versions and consent records."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **extra_fields) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra_fields) -> User:
+        extra_fields.setdefault("is_staff", False)
+        extra_fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra_fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra_fields) -> User:
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self._create_user(email, password, **extra_fields)
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+
+class User(AbstractUser):
+    """A login: staff in the admin, or a member in the portal. The e-mail is the username."""
+
+    username = None  # type: ignore[assignment]
+    email = models.EmailField(_("e-mail address"), unique=True)
+
+    USERNAME_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    objects = UserManager()  # type: ignore[misc]
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Language(models.TextChoices):
+    DUTCH = "nl", _("Dutch")
+    ENGLISH = "en", _("English")
+
+
+class MemberStatus(models.TextChoices):
+    INVITED = "invited", _("Invited")
+    PENDING = "pending", _("Pending confirmation")
+    ACTIVE = "active", _("Active")
+    BLOCKED = "blocked", _("Blocked")
+    ERASED = "erased", _("Erased")
+
+
+class EnrolmentSource(models.TextChoices):
+    PORTAL = "portal", _("Portal")
+    INVITATION = "invitation", _("Invitation")
+    PARTNER = "partner", _("Partner")
+    IMPORT = "import", _("Import")
+
+
+class Member(models.Model):
+    """A customer in the program. Personal data lives here; points live in `loyalty`."""
+
+    user = models.OneToOneField(
+        "members.User",
+        verbose_name=_("portal account"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="member",
+    )
+    email = models.EmailField(_("e-mail address"))
+    first_name = models.CharField(_("first name"), max_length=150, blank=True)
+    last_name = models.CharField(_("last name"), max_length=150, blank=True)
+    birth_date = models.DateField(_("birth date"), null=True, blank=True)
+    language = models.CharField(
+        _("preferred language"), max_length=2, choices=Language.choices, default=Language.DUTCH
+    )
+    member_number = models.CharField(_("member number"), max_length=12, unique=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=MemberStatus.choices, default=MemberStatus.PENDING
+    )
+    enrolled_at = models.DateTimeField(_("enrolled at"), null=True, blank=True)
+    enrolment_source = models.CharField(
+        _("enrolment source"), max_length=12, choices=EnrolmentSource.choices
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="member_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["status", "enrolled_at"])]
+        permissions = [("adjust_points", _("Can adjust a member's points with a reason"))]
+
+    def __str__(self) -> str:
+        return f"{self.full_name or self.email} ({self.member_number})"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class TermsVersion(models.Model):
+    """A published version of the terms and conditions members accept when they enrol."""
+
+    version = models.CharField(_("version"), max_length=20, unique=True)
+    published_at = models.DateTimeField(_("published at"), default=timezone.now)
+    body_en = models.TextField(_("text (English)"))
+    body_nl = models.TextField(_("text (Dutch)"))
+
+    class Meta:
+        verbose_name = _("terms version")
+        verbose_name_plural = _("terms versions")
+        ordering = ["-published_at"]
+        get_latest_by = "published_at"
+
+    def __str__(self) -> str:
+        return self.version
+
+
+class ConsentChannel(models.TextChoices):
+    EMAIL = "email", _("E-mail")
+
+
+class ConsentRecord(models.Model):
+    """One change of a member's marketing consent; the latest record per channel is the state."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_records")
+    channel = models.CharField(_("channel"), max_length=10, choices=ConsentChannel.choices)
+    granted = models.BooleanField(_("granted"))
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+    source = models.CharField(_("source"), max_length=40)
+    terms_version = models.ForeignKey(
+        TermsVersion, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("terms")
+    )
+
+    class Meta:
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+        ordering = ["-recorded_at", "-pk"]
+        indexes = [models.Index(fields=["member", "channel", "-recorded_at", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.channel} {'granted' if self.granted else 'withdrawn'}"
+
+
+class TermsAcceptance(models.Model):
+    """A member's acceptance of one terms version."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="terms_acceptances")
+    terms_version = models.ForeignKey(TermsVersion, on_delete=models.PROTECT)
+    accepted_at = models.DateTimeField(_("accepted at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("terms acceptance")
+        verbose_name_plural = _("terms acceptances")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "terms_version"], name="terms_once"),
+        ]
+
+
+class Invitation(models.Model):
+    """An invitation to enrol; its link pre-fills the enrolment form."""
+
+    member = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="invitation")
+    invited_by = models.ForeignKey(
+        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return str(self.member)
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class BackgroundImport(models.Model):
+    """A CSV import run by a Celery worker, with progress and a per-row error report.
+
+    Abstract so that each app keeps its own import table (invitations here, voucher codes
+    in rewards) while the progress page and the task skeleton are shared.
+    """
+
+    file = models.FileField(_("CSV file"), upload_to="imports/%Y/%m/")
+    status = models.CharField(
+        _("status"), max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED
+    )
+    total_rows = models.PositiveIntegerField(_("rows"), default=0)
+    processed_rows = models.PositiveIntegerField(_("processed"), default=0)
+    created_rows = models.PositiveIntegerField(_("created"), default=0)
+    errors = models.JSONField(_("row errors"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.total_rows:
+            return 100 if self.status == JobStatus.DONE else 0
+        return round(100 * self.processed_rows / self.total_rows)
+
+
+class InvitationImport(BackgroundImport):
+    class Meta(BackgroundImport.Meta):
+        verbose_name = _("invitation import")
+        verbose_name_plural = _("invitation imports")
+
+    def __str__(self) -> str:
+        return f"{self.file.name} ({self.get_status_display()})"

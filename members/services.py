@@ -1,0 +1,317 @@
+"""Writes for members: enrolment, confirmation, invitations and consent."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+
+from django.conf import settings
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .errors import (
+    BirthDateRequired,
+    ConfirmationLinkExpired,
+    ConfirmationLinkInvalid,
+    EmailTaken,
+    ExcludedDomain,
+    InvalidEmail,
+    InvalidLanguage,
+    InvitationInvalid,
+    TermsNotAccepted,
+    TooYoung,
+)
+from .models import (
+    ConsentChannel,
+    ConsentRecord,
+    EnrolmentSource,
+    Invitation,
+    InvitationImport,
+    JobStatus,
+    Language,
+    Member,
+    MemberStatus,
+    TermsAcceptance,
+    TermsVersion,
+    User,
+)
+from .numbers import member_number_generate
+from .participation import current_conditions
+
+logger = logging.getLogger(__name__)
+
+CONFIRMATION_SALT = "members.confirm-email"
+INVITATION_SALT = "members.invitation"
+
+
+def _age_on(birth_date: dt.date, day: dt.date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
+def _normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidEmail() from exc
+    return email
+
+
+def current_terms() -> TermsVersion | None:
+    return TermsVersion.objects.filter(published_at__lte=timezone.now()).order_by(
+        "-published_at"
+    ).first()
+
+
+def _new_member_number() -> str:
+    for _attempt in range(10):
+        number = member_number_generate()
+        if not Member.objects.filter(member_number=number).exists():
+            return number
+    raise RuntimeError("Could not find a free member number in 10 attempts.")
+
+
+def consent_set(*, member: Member, granted: bool, source: str,
+                channel: str = ConsentChannel.EMAIL,
+                terms_version: TermsVersion | None = None) -> ConsentRecord:
+    """Record one change of marketing consent; the newest record is the current state."""
+    return ConsentRecord.objects.create(
+        member=member, channel=channel, granted=granted, source=source,
+        terms_version=terms_version or current_terms(),
+    )
+
+
+def _check_conditions(*, email: str, birth_date: dt.date | None, accepted_terms: bool,
+                      terms: TermsVersion | None) -> None:
+    conditions = current_conditions()
+    if conditions.domain_excluded(email):
+        raise ExcludedDomain()
+    if conditions.minimum_age:
+        if birth_date is None:
+            raise BirthDateRequired()
+        if _age_on(birth_date, timezone.localdate()) < conditions.minimum_age:
+            raise TooYoung(
+                _("You must be at least %(age)d years old to join.")
+                % {"age": conditions.minimum_age}
+            )
+    if terms is not None and not accepted_terms:
+        raise TermsNotAccepted()
+
+
+@transaction.atomic
+def member_enrol(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    birth_date: dt.date | None = None,
+    language: str = Language.DUTCH,
+    password: str | None = None,
+    accepted_terms: bool = False,
+    marketing_consent: bool = False,
+    source: str = EnrolmentSource.PORTAL,
+    invitation_token: str | None = None,
+) -> Member:
+    """Enrol a customer, or change nothing and raise why not.
+
+    The member starts as pending and becomes active when the e-mail is confirmed through
+    the signed link this sends (after commit). An invitation token completes the invited
+    member instead of creating a new one.
+    """
+    email = _normalise_email(email)
+    terms = current_terms()
+    _check_conditions(email=email, birth_date=birth_date, accepted_terms=accepted_terms,
+                      terms=terms)
+
+    invited: Member | None = None
+    if invitation_token:
+        invited = invitation_member(token=invitation_token)
+        invited = Member.objects.select_for_update().get(pk=invited.pk)
+        if invited.status != MemberStatus.INVITED:
+            raise InvitationInvalid()
+        source = EnrolmentSource.INVITATION
+
+    existing = Member.objects.filter(email__iexact=email).exclude(
+        pk=invited.pk if invited else None
+    )
+    if existing.exists() or User.objects.filter(email__iexact=email).exists():
+        raise EmailTaken()
+
+    user = None
+    if password:
+        user = User.objects.create_user(
+            email=email, password=password, first_name=first_name, last_name=last_name,
+            is_active=False,
+        )
+    member = invited or Member(member_number=_new_member_number())
+    member.user = user
+    member.email = email
+    member.first_name = first_name
+    member.last_name = last_name
+    member.birth_date = birth_date
+    member.language = language
+    member.status = MemberStatus.PENDING
+    member.enrolment_source = source
+    try:
+        with transaction.atomic():
+            member.save()
+    except IntegrityError as exc:  # a concurrent enrolment with the same address won
+        raise EmailTaken() from exc
+    if invited is not None:
+        Invitation.objects.filter(member=member).update(accepted_at=timezone.now())
+    if terms is not None:
+        TermsAcceptance.objects.create(member=member, terms_version=terms)
+    consent_set(member=member, granted=marketing_consent, source=f"enrolment:{source}",
+                terms_version=terms)
+    _schedule_confirmation_email(member)
+    return member
+
+
+def _schedule_confirmation_email(member: Member) -> None:
+    from .tasks import send_confirmation_email
+
+    transaction.on_commit(lambda: send_confirmation_email.delay(member.pk))
+
+
+def confirmation_token(*, member: Member) -> str:
+    return signing.TimestampSigner(salt=CONFIRMATION_SALT).sign(f"{member.pk}:{member.email}")
+
+
+@transaction.atomic
+def member_confirm_email(*, token: str) -> Member:
+    """Activate the member (and portal login) behind a signed, unexpired confirmation link."""
+    signer = signing.TimestampSigner(salt=CONFIRMATION_SALT)
+    try:
+        value = signer.unsign(token, max_age=settings.MEMBER_CONFIRMATION_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise ConfirmationLinkExpired() from exc
+    except signing.BadSignature as exc:
+        raise ConfirmationLinkInvalid() from exc
+    member_pk, _sep, email = value.partition(":")
+    member = Member.objects.select_for_update().filter(pk=member_pk, email=email).first()
+    if member is None or member.status in (MemberStatus.BLOCKED, MemberStatus.ERASED):
+        raise ConfirmationLinkInvalid()
+    if member.status == MemberStatus.ACTIVE:
+        return member  # the link was clicked twice: nothing more to do
+    member.status = MemberStatus.ACTIVE
+    member.enrolled_at = timezone.now()
+    member.save(update_fields=["status", "enrolled_at"])
+    if member.user_id:
+        User.objects.filter(pk=member.user_id).update(is_active=True)
+    return member
+
+
+def member_confirmation_resend(*, member: Member) -> None:
+    """Send a fresh confirmation link to a member who has not confirmed yet."""
+    if member.status != MemberStatus.PENDING:
+        raise ConfirmationLinkInvalid(_("Only members waiting for confirmation get a link."))
+    _schedule_confirmation_email(member)
+
+
+def invitation_token(*, member: Member) -> str:
+    return signing.Signer(salt=INVITATION_SALT).sign(str(member.pk))
+
+
+def invitation_member(*, token: str) -> Member:
+    """The invited member behind an invitation link, for pre-filling the enrolment form."""
+    try:
+        member_pk = signing.Signer(salt=INVITATION_SALT).unsign(token)
+    except signing.BadSignature as exc:
+        raise InvitationInvalid() from exc
+    member = Member.objects.filter(pk=member_pk, status=MemberStatus.INVITED).first()
+    if member is None:
+        raise InvitationInvalid()
+    return member
+
+
+@transaction.atomic
+def member_invite(*, email: str, first_name: str = "", last_name: str = "",
+                  language: str = Language.DUTCH, invited_by: User | None = None) -> Invitation:
+    """Create an invited member and send the invitation link after commit."""
+    email = _normalise_email(email)
+    if current_conditions().domain_excluded(email):
+        raise ExcludedDomain()
+    if language not in Language.values:
+        raise InvalidLanguage(_("Unknown language %(language)s.") % {"language": language})
+    if Member.objects.filter(email__iexact=email).exists():
+        raise EmailTaken()
+    try:
+        with transaction.atomic():
+            member = Member.objects.create(
+                email=email, first_name=first_name, last_name=last_name, language=language,
+                member_number=_new_member_number(), status=MemberStatus.INVITED,
+                enrolment_source=EnrolmentSource.INVITATION,
+            )
+    except IntegrityError as exc:
+        raise EmailTaken() from exc
+    invitation = Invitation.objects.create(member=member, invited_by=invited_by)
+    from .tasks import send_invitation_email
+
+    transaction.on_commit(lambda: send_invitation_email.delay(invitation.pk))
+    return invitation
+
+
+INVITATION_CSV_COLUMNS = ("email", "first_name", "last_name", "language")
+
+
+def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) -> InvitationImport:
+    """Invite every row of the job's CSV; each row in its own transaction.
+
+    A bad row is reported (row number, address, reason) and skipped; the others go ahead.
+    Progress is written every `progress_every` rows so the admin page can show it.
+    """
+    from loyalty.errors import ApplicationError
+
+    job.status = JobStatus.RUNNING
+    job.save(update_fields=["status"])
+    try:
+        with job.file.open("rb") as handle:
+            text = handle.read().decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text))
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+        if "email" not in header:
+            raise ValueError(_("The CSV needs a header row with at least an 'email' column."))
+        reader.fieldnames = header
+        rows = list(reader)
+    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
+        job.status = JobStatus.FAILED
+        job.errors = [{"row": 0, "email": "", "error": str(exc)}]
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "errors", "finished_at"])
+        return job
+
+    job.total_rows = len(rows)
+    job.save(update_fields=["total_rows"])
+    errors: list[dict] = []
+    created = 0
+    for index, row in enumerate(rows, start=2):  # row 1 is the header
+        email = (row.get("email") or "").strip()
+        try:
+            member_invite(
+                email=email,
+                first_name=(row.get("first_name") or "").strip(),
+                last_name=(row.get("last_name") or "").strip(),
+                language=(row.get("language") or Language.DUTCH).strip().lower(),
+                invited_by=job.created_by,
+            )
+            created += 1
+        except ApplicationError as exc:
+            errors.append({"row": index, "email": email, "error": str(exc.message)})
+        processed = index - 1
+        if processed % progress_every == 0:
+            InvitationImport.objects.filter(pk=job.pk).update(
+                processed_rows=processed, created_rows=created
+            )
+    job.processed_rows = len(rows)
+    job.created_rows = created
+    job.errors = errors
+    job.status = JobStatus.DONE
+    job.finished_at = timezone.now()
+    job.save(update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"])
+    return job

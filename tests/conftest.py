@@ -1,0 +1,193 @@
+"""Shared fixtures: real SMTP sink, real Celery worker, database-kind markers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from loyalty.models import ProgramSettings
+from tests.factories import MemberFactory, PartnerFactory, StaffUserFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    postgres = _is_postgres()
+    redis = bool(settings.REDIS_URL)
+    chromium = shutil.which("chromium") or Path("/usr/bin/chromium").exists()
+    for item in items:
+        if "postgres" in item.keywords and not postgres:
+            item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
+        if "celery_worker" in item.keywords and not (postgres and redis):
+            item.add_marker(pytest.mark.skip(
+                reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)"))
+        if "browser" in item.keywords and not chromium and not os.environ.get("CI"):
+            # In CI a missing browser is a failure, not a skip: .ci/run installs it.
+            item.add_marker(pytest.mark.skip(reason="Debian's chromium is not installed"))
+
+
+@pytest.fixture
+def program(db) -> ProgramSettings:
+    settings_row = ProgramSettings.load()
+    settings_row.name = "Klantenclub"
+    settings_row.points_name = "punten"
+    settings_row.minimum_age = 16
+    settings_row.excluded_domains = "staff.example"
+    settings_row.save()
+    return settings_row
+
+
+@pytest.fixture
+def partner(db):
+    return PartnerFactory(name="Webshop")
+
+
+@pytest.fixture
+def member(db):
+    return MemberFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return StaffUserFactory()
+
+
+# --- a real SMTP server --------------------------------------------------------------------
+
+
+@dataclass
+class SmtpSink:
+    host: str
+    port: int
+    messages: list = field(default_factory=list)
+
+    def wait_for(self, count: int = 1, timeout: float = 20.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.messages
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """An aiosmtpd server on localhost; Django sends to it through the SMTP backend."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink(host="127.0.0.1", port=_free_port())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            sink.messages.append(message)
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname=sink.host, port=sink.port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = sink.host
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def message_text(message) -> str:
+    """The plain-text body of a received e-mail."""
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if part is not None else ""
+
+
+# --- a real Celery worker ------------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(transactional_db, smtp_sink, settings):
+    """A real `celery worker` process over Redis against this test database.
+
+    The worker gets its own queue so parallel runs do not steal each other's tasks, and
+    the test process stops running tasks eagerly for the fixture's lifetime.
+    """
+    from loyalty.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    db = settings.DATABASES["default"]
+    database_url = (
+        f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST'] or '127.0.0.1'}:"
+        f"{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loyalty.settings.test",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "EMAIL_URL": f"smtp://{smtp_sink.host}:{smtp_sink.port}",
+        "CELERY_QUEUE": queue,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "loyalty", "worker", "-Q", queue,
+         "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=0.5)
+            if replies:
+                break
+            if process.poll() is not None:
+                raise RuntimeError("celery worker exited: " + (process.stdout.read() or ""))
+        else:
+            raise RuntimeError("celery worker did not answer a ping within 60 s")
+        yield process
+    finally:
+        app.conf.task_always_eager, app.conf.task_default_queue = previous
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy (for work done by another process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met within %.0f s" % timeout)
+
+
+__all__ = ["connection", "message_text", "wait_until"]
