@@ -97,7 +97,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = ["members.auth.EmailBackend"]
 LOGIN_URL = "members:login"
-LOGIN_REDIRECT_URL = "members:dashboard"
+LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "members:login"
 
 LANGUAGE_CODE = "en"

@@ -1,0 +1,5 @@
+"""Portal pages of members: enrolment, confirmation, login/logout, password reset, profile."""
+
+app_name = "members"
+
+urlpatterns: list = []
