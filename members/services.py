@@ -143,14 +143,7 @@ def member_enrol(
     if existing.exists() or User.objects.filter(email__iexact=email).exists():
         raise EmailTaken()
 
-    user = None
-    if password:
-        user = User.objects.create_user(
-            email=email, password=password, first_name=first_name, last_name=last_name,
-            is_active=False,
-        )
     member = invited or Member(member_number=_new_member_number())
-    member.user = user
     member.email = email
     member.first_name = first_name
     member.last_name = last_name
@@ -160,6 +153,11 @@ def member_enrol(
     member.enrolment_source = source
     try:
         with transaction.atomic():
+            if password:
+                member.user = User.objects.create_user(
+                    email=email, password=password, first_name=first_name,
+                    last_name=last_name, is_active=False,
+                )
             member.save()
     except IntegrityError as exc:  # a concurrent enrolment with the same address won
         raise EmailTaken() from exc

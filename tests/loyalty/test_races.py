@@ -1,0 +1,113 @@
+"""Real concurrency on PostgreSQL: threads with their own connections race the services."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from loyalty.errors import ApplicationError
+from loyalty.models import LedgerEntry, PointsAccount, Purchase
+from loyalty.services import points_credit, points_debit, purchase_record, purchase_refund
+from members.models import Member
+from members.services import member_enrol
+from tests.factories import MemberFactory, PartnerFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def race(count: int, action) -> Counter:
+    """Run `action(i)` in `count` threads released at the same moment; count the outcomes."""
+    barrier = threading.Barrier(count)
+    outcomes: Counter = Counter()
+    lock = threading.Lock()
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            result = action(index)
+            outcome = result if isinstance(result, str) else "ok"
+        except ApplicationError as exc:
+            outcome = exc.code
+        except Exception as exc:  # noqa: BLE001 - an unexpected error must show in the counter
+            outcome = f"unexpected {type(exc).__name__}: {exc}"
+        finally:
+            connection.close()
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_twenty_concurrent_debits_of_a_whole_balance_give_exactly_one_success(program):
+    member = MemberFactory()
+    points_credit(member=member, points=100, reason="Welcome")
+
+    outcomes = race(20, lambda i: points_debit(member=member, points=100, reason=f"Reward {i}"))
+
+    assert outcomes == Counter({"ok": 1, "insufficient_points": 19})
+    account = PointsAccount.objects.get(member=member)
+    assert account.balance == 0
+    assert LedgerEntry.objects.filter(account=account, kind="redeem").count() == 1
+
+
+def test_the_same_purchase_posted_ten_times_concurrently_earns_once(program):
+    member = MemberFactory()
+    partner = PartnerFactory(name="POS")
+
+    def post(_index):
+        result = purchase_record(partner=partner, external_id="T-1", member=member,
+                                 amount="42.00")
+        return "created" if result.created else "replayed"
+
+    outcomes = race(10, post)
+
+    assert outcomes == Counter({"created": 1, "replayed": 9})
+    assert Purchase.objects.count() == 1
+    assert LedgerEntry.objects.filter(kind="earn").count() == 1
+    assert PointsAccount.objects.get(member=member).balance == 42
+
+
+def test_concurrent_partial_refunds_never_refund_more_than_the_purchase(program):
+    member = MemberFactory()
+    partner = PartnerFactory(name="Shop")
+    purchase = purchase_record(partner=partner, external_id="R", member=member,
+                               amount="100.00").purchase
+
+    outcomes = race(8, lambda i: purchase_refund(purchase=purchase, amount="30.00"))
+
+    assert outcomes == Counter({"ok": 3, "refund_too_large": 5})
+    purchase.refresh_from_db()
+    assert purchase.refunded_amount == 90
+    assert PointsAccount.objects.get(member=member).balance == 10
+
+
+def test_concurrent_first_earnings_create_one_account(program):
+    member = MemberFactory()
+    partner = PartnerFactory(name="Web")
+
+    outcomes = race(6, lambda i: purchase_record(partner=partner, external_id=f"F{i}",
+                                                 member=member, amount="10.00"))
+
+    assert outcomes == Counter({"ok": 6})
+    assert PointsAccount.objects.filter(member=member).count() == 1
+    assert PointsAccount.objects.get(member=member).balance == 60
+
+
+def test_enrolling_the_same_address_concurrently_creates_one_member(program):
+    def enrol(index):
+        member_enrol(email="Race@Example.com", first_name=f"R{index}", birth_date=None,
+                     accepted_terms=True, password="a-long-secret-phrase")
+
+    program.minimum_age = 0
+    program.save()
+
+    outcomes = race(5, enrol)
+
+    assert outcomes == Counter({"ok": 1, "email_taken": 4})
+    assert Member.objects.filter(email="race@example.com").count() == 1
