@@ -89,9 +89,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_sink(settings):
-    """An aiosmtpd server on localhost; Django sends to it through the SMTP backend."""
+@pytest.fixture(scope="session")
+def _smtp_server():
+    """One aiosmtpd server for the session (a worker process is told its port at start)."""
     from email import message_from_bytes, policy
 
     from aiosmtpd.controller import Controller
@@ -106,16 +106,23 @@ def smtp_sink(settings):
 
     controller = Controller(Handler(), hostname=sink.host, port=sink.port)
     controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST = sink.host
-    settings.EMAIL_PORT = sink.port
-    settings.EMAIL_USE_TLS = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_HOST_PASSWORD = ""
     try:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_sink(_smtp_server, settings):
+    """A real SMTP server on localhost; Django sends to it through the SMTP backend."""
+    _smtp_server.messages.clear()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = _smtp_server.host
+    settings.EMAIL_PORT = _smtp_server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_HOST_PASSWORD = ""
+    return _smtp_server
 
 
 def message_text(message) -> str:
@@ -127,12 +134,11 @@ def message_text(message) -> str:
 # --- a real Celery worker ------------------------------------------------------------------
 
 
-@pytest.fixture
-def celery_worker(transactional_db, smtp_sink, settings):
-    """A real `celery worker` process over Redis against this test database.
+@pytest.fixture(scope="session")
+def _celery_worker_process(django_db_setup, _smtp_server):
+    """A real `celery worker` process over Redis against the session's test database.
 
-    The worker gets its own queue so parallel runs do not steal each other's tasks, and
-    the test process stops running tasks eagerly for the fixture's lifetime.
+    It gets its own queue so parallel runs do not steal each other's tasks.
     """
     from loyalty.celery import app
 
@@ -147,36 +153,46 @@ def celery_worker(transactional_db, smtp_sink, settings):
         "DJANGO_SETTINGS_MODULE": "loyalty.settings.test",
         "DATABASE_URL": database_url,
         "REDIS_URL": settings.REDIS_URL,
-        "EMAIL_URL": f"smtp://{smtp_sink.host}:{smtp_sink.port}",
+        "EMAIL_URL": f"smtp://{_smtp_server.host}:{_smtp_server.port}",
         "CELERY_QUEUE": queue,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "loyalty", "worker", "-Q", queue,
          "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat"],
+         "--without-heartbeat", "--hostname", f"{queue}@%h"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
-    app.conf.task_always_eager = False
-    app.conf.task_default_queue = queue
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            replies = app.control.ping(timeout=0.5)
-            if replies:
+            if app.control.ping(destination=[f"{queue}@{socket.gethostname()}"], timeout=0.5):
                 break
             if process.poll() is not None:
                 raise RuntimeError("celery worker exited: " + (process.stdout.read() or ""))
         else:
             raise RuntimeError("celery worker did not answer a ping within 60 s")
-        yield process
+        yield queue
     finally:
-        app.conf.task_always_eager, app.conf.task_default_queue = previous
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture
+def celery_worker(transactional_db, _celery_worker_process, smtp_sink, settings):
+    """Send tasks to the real worker (not eagerly) for this test; its e-mail reaches smtp_sink.
+    """
+    from loyalty.celery import app
+
+    previous = (app.conf.task_always_eager, app.conf.task_default_queue)
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = _celery_worker_process
+    try:
+        yield _celery_worker_process
+    finally:
+        app.conf.task_always_eager, app.conf.task_default_queue = previous
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
