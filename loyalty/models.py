@@ -10,7 +10,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 12, "decimal_places": 2}
 
 
 class TierBasis(models.TextChoices):
@@ -58,7 +57,7 @@ class ProgramSettings(models.Model):
         default=Decimal("6.00"),
     )
     target_spend_per_member = models.DecimalField(
-        _("target: spend per active member per year (EUR)"), default=Decimal("300.00"), **MONEY
+        _("target: spend per active member per year (EUR)"), default=Decimal("300.00"), max_digits=12, decimal_places=2
     )
     target_redemption_rate = models.DecimalField(
         _("target: redemption rate (%)"), max_digits=5, decimal_places=2, default=Decimal("25.00")
@@ -122,7 +121,7 @@ class Tier(models.Model):
     rank = models.PositiveSmallIntegerField(_("rank"), unique=True, help_text=_("Higher is better."))
     threshold = models.DecimalField(
         _("threshold"), help_text=_("Rolling 12-month spend (EUR) or points, per program settings."),
-        validators=[MinValueValidator(Decimal("0"))], **MONEY,
+        validators=[MinValueValidator(Decimal("0"))], max_digits=12, decimal_places=2,
     )
     multiplier = models.DecimalField(
         _("earning multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
@@ -172,13 +171,13 @@ class Purchase(models.Model):
     external_id = models.CharField(_("partner's purchase id"), max_length=100)
     member = models.ForeignKey("members.Member", on_delete=models.PROTECT,
                                related_name="purchases", verbose_name=_("member"))
-    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
     purchased_at = models.DateTimeField(_("purchased at"))
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices,
                                default=Channel.STORE)
     store = models.CharField(_("store"), max_length=100, blank=True)
     points_earned = models.IntegerField(_("points earned"), default=0)
-    refunded_amount = models.DecimalField(_("refunded (EUR)"), default=Decimal("0"), **MONEY)
+    refunded_amount = models.DecimalField(_("refunded (EUR)"), default=Decimal("0"), max_digits=12, decimal_places=2)
     points_reversed = models.IntegerField(_("points reversed"), default=0)
     earning_breakdown = models.JSONField(_("how the points were computed"), default=dict,
                                          blank=True)
@@ -218,7 +217,7 @@ class PurchaseLine(models.Model):
     category = models.CharField(_("product category"), max_length=60, blank=True)
     quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3,
                                    default=Decimal("1"))
-    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
 
     class Meta:
         verbose_name = _("purchase line")
@@ -228,7 +227,7 @@ class PurchaseLine(models.Model):
 class Refund(models.Model):
     purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, related_name="refunds")
     external_id = models.CharField(_("partner's refund id"), max_length=100, blank=True)
-    amount = models.DecimalField(_("amount (EUR)"), **MONEY)
+    amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
     points_reversed = models.IntegerField(_("points reversed"), default=0)
     points_not_recovered = models.IntegerField(
         _("points not recovered"), default=0,
@@ -358,7 +357,7 @@ class TierChange(models.Model):
                                 related_name="tier_changes")
     from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
     to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
-    figure = models.DecimalField(_("rolling 12-month figure"), **MONEY)
+    figure = models.DecimalField(_("rolling 12-month figure"), max_digits=12, decimal_places=2)
     reason = models.CharField(_("reason"), max_length=100)
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
 

@@ -64,6 +64,6 @@ def tier_progress(*, member: Member, at: dt.datetime | None = None) -> TierProgr
     span = upcoming.threshold - floor
     missing = max(upcoming.threshold - figure, Decimal("0"))
     done = figure - floor
-    percent = 100 if span <= 0 else int(max(0, min(100, done * 100 / span)))
+    percent = 100 if span <= 0 else int(max(Decimal(0), min(Decimal(100), done * 100 / span)))
     return TierProgress(program.tier_basis, figure, current, upcoming, missing, percent,
                         account.tier_kept_until if account else None)

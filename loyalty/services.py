@@ -214,12 +214,13 @@ def points_adjust(*, member: Member, points: int, reason: str, staff_user: User)
     if not (reason or "").strip():
         raise ReasonRequired()
     account = account_lock(member=member)
-    common = {"account": account, "kind": EntryKind.ADJUST, "reason": reason.strip(),
-              "source": EntrySource.STAFF, "created_by": staff_user}
+    reason = reason.strip()
     if points > 0:
-        entry = _credit(points=points, **common)
+        entry = _credit(account=account, points=points, kind=EntryKind.ADJUST, reason=reason,
+                        source=EntrySource.STAFF, created_by=staff_user)
     else:
-        entry = _debit(points=-points, **common)
+        entry = _debit(account=account, points=-points, kind=EntryKind.ADJUST, reason=reason,
+                       source=EntrySource.STAFF, created_by=staff_user)
     logger.info("points adjusted", extra={"member": member.pk, "points": points,
                                           "staff_user": staff_user.pk})
     return entry

@@ -137,9 +137,9 @@ def member_enrol(
             raise InvitationInvalid()
         source = EnrolmentSource.INVITATION
 
-    existing = Member.objects.filter(email__iexact=email).exclude(
-        pk=invited.pk if invited else None
-    )
+    existing = Member.objects.filter(email__iexact=email)
+    if invited is not None:
+        existing = existing.exclude(pk=invited.pk)
     if existing.exists() or User.objects.filter(email__iexact=email).exists():
         raise EmailTaken()
 
