@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from .errors import MemberNotFound
 from .models import ConsentChannel, ConsentRecord, Member
 
 
@@ -30,9 +31,13 @@ def marketing_consent_granted(*, member: Member, channel: str = ConsentChannel.E
     return bool(latest)
 
 
-def member_lookup(*, query: str) -> Member | None:
-    """A member by member number or e-mail address (any case)."""
-    query = query.strip()
+def member_get(*, query: str) -> Member:
+    """A member by member number or e-mail address (any case), or MemberNotFound."""
+    query = (query or "").strip()
     if query.isdigit():
-        return Member.objects.filter(member_number=query).first()
-    return Member.objects.filter(email__iexact=query).first()
+        member = Member.objects.filter(member_number=query).first()
+    else:
+        member = Member.objects.filter(email__iexact=query).first() if query else None
+    if member is None:
+        raise MemberNotFound()
+    return member

@@ -20,7 +20,7 @@ from members.services import (
     member_enrol,
     member_invite,
 )
-from members.selectors import marketing_consent_granted
+from members.selectors import marketing_consent_granted, member_get
 from tests.factories import MemberFactory, TermsVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -190,3 +190,17 @@ def test_consent_state_is_the_latest_record(member):
 
     assert marketing_consent_granted(member=member) is False
     assert member.consent_records.count() == 2
+
+
+def test_a_member_is_found_by_number_or_address_in_any_case(member):
+    assert member_get(query=member.member_number) == member
+    assert member_get(query=member.email.upper()) == member
+
+
+@pytest.mark.parametrize("query", ["", "123456789012", "nobody@example.com"])
+def test_an_unknown_member_is_a_clear_not_found_error(member, query):
+    with pytest.raises(errors.MemberNotFound) as raised:
+        member_get(query=query)
+
+    assert raised.value.code == "member_not_found"
+    assert raised.value.http_status == 404
