@@ -1,5 +1,12 @@
 """Portal pages of the program core: dashboard (balance, tier, progress) and points history."""
 
+from django.urls import path
+
+from . import views
+
 app_name = "portal"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("history/", views.history, name="history"),
+]

@@ -1,0 +1,57 @@
+"""Portal forms of members: they check shapes; services decide."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.utils.translation import gettext_lazy as _
+
+from loyalty.errors import ApplicationError
+
+from .models import Language
+
+
+class ServiceErrorMixin:
+    """Show a service's ApplicationError on the field it names, or above the form."""
+
+    def add_service_error(self, error: ApplicationError) -> None:
+        field = error.field if error.field in self.fields else None  # type: ignore[attr-defined]
+        self.add_error(field, str(error.message))  # type: ignore[attr-defined]
+
+
+class EnrolForm(ServiceErrorMixin, forms.Form):
+    email = forms.EmailField(label=_("E-mail address"), widget=forms.EmailInput(
+        attrs={"autocomplete": "email"}))
+    first_name = forms.CharField(label=_("First name"), max_length=150, widget=forms.TextInput(
+        attrs={"autocomplete": "given-name"}))
+    last_name = forms.CharField(label=_("Last name"), max_length=150, widget=forms.TextInput(
+        attrs={"autocomplete": "family-name"}))
+    birth_date = forms.DateField(label=_("Birth date"), required=False,
+                                 widget=forms.DateInput(attrs={"type": "date",
+                                                               "autocomplete": "bday"}))
+    language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
+    password1 = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html())
+    password2 = forms.CharField(label=_("Password again"), strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    accept_terms = forms.BooleanField(label=_("I accept the terms and conditions"),
+                                      required=False)
+    marketing_consent = forms.BooleanField(
+        label=_("Yes, e-mail me offers and news from the program"), required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", _("The two passwords differ."))
+        elif first:
+            try:
+                password_validation.validate_password(first)
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+
+class ResendConfirmationForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address"))
