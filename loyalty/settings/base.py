@@ -100,7 +100,8 @@ LOGIN_URL = "members:login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "members:login"
 
-LANGUAGE_CODE = "en"
+LANGUAGE_CODE = "nl"
+FORMAT_MODULE_PATH = ["loyalty.formats"]
 LANGUAGES = [("en", _("English")), ("nl", _("Dutch"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Europe/Amsterdam"
