@@ -7,9 +7,12 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty program")
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from members import emails, participation
 
         from .models import ProgramSettings
+        from .roles import sync_after_migrate
 
         def conditions() -> participation.ParticipationConditions:
             program = ProgramSettings.load()
@@ -19,4 +22,5 @@ class LoyaltyConfig(AppConfig):
             )
 
         participation.register_provider(conditions)
+        post_migrate.connect(sync_after_migrate, dispatch_uid="loyalty.roles.sync")
         emails.register_context_provider(lambda: {"program": ProgramSettings.load()})

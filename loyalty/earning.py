@@ -63,8 +63,9 @@ def active_rules(*, at: dt.datetime) -> list[EarningRule]:
     )
 
 
-def _best_rule(rules: Iterable[EarningRule], *, tier: Tier | None, channel: str,
-               category: str) -> EarningRule | None:
+def _best_rule(
+    rules: Iterable[EarningRule], *, tier: Tier | None, channel: str, category: str
+) -> EarningRule | None:
     for rule in rules:  # already ordered best first
         if rule.tier_id is not None and (tier is None or rule.tier_id != tier.pk):
             continue
@@ -100,10 +101,15 @@ def earning_calculate(
         rule = _best_rule(rules, tier=tier, channel=channel, category=line.category)
         rule_multiplier = rule.multiplier if rule else Decimal("1")
         points = line.amount * program.points_per_euro * rule_multiplier * tier_multiplier
-        breakdown.lines.append(LineEarning(
-            amount=line.amount, category=line.category, rule=rule.name if rule else None,
-            rule_multiplier=rule_multiplier, points=points,
-        ))
+        breakdown.lines.append(
+            LineEarning(
+                amount=line.amount,
+                category=line.category,
+                rule=rule.name if rule else None,
+                rule_multiplier=rule_multiplier,
+                points=points,
+            )
+        )
         total += points
     breakdown.points = int(total.to_integral_value(rounding=ROUND_FLOOR))
     return breakdown

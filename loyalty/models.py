@@ -11,7 +11,6 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
-
 class TierBasis(models.TextChoices):
     SPEND = "spend", _("Rolling 12-month spend (EUR)")
     POINTS = "points", _("Rolling 12-month points earned")
@@ -23,28 +22,37 @@ class ProgramSettings(models.Model):
     name = models.CharField(_("program name"), max_length=100, default="Loyalty")
     points_name = models.CharField(_("points name"), max_length=40, default="points")
     points_per_euro = models.DecimalField(
-        _("points per euro"), max_digits=6, decimal_places=2, default=Decimal("1.00"),
+        _("points per euro"),
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     point_value_eur = models.DecimalField(
-        _("value of one point in EUR"), max_digits=8, decimal_places=4, default=Decimal("0.0100"),
+        _("value of one point in EUR"),
+        max_digits=8,
+        decimal_places=4,
+        default=Decimal("0.0100"),
         help_text=_("Used for the outstanding points liability."),
         validators=[MinValueValidator(Decimal("0"))],
     )
     points_expiry_months = models.PositiveSmallIntegerField(
-        _("points expire after (months)"), default=24,
+        _("points expire after (months)"),
+        default=24,
         help_text=_("0 means points never expire."),
     )
     tier_basis = models.CharField(
         _("tiers are based on"), max_length=10, choices=TierBasis.choices, default=TierBasis.SPEND
     )
     tier_grace_months = models.PositiveSmallIntegerField(
-        _("tier kept at least (months)"), default=12,
+        _("tier kept at least (months)"),
+        default=12,
         help_text=_("A reached tier is kept this long before the nightly run may lower it."),
     )
     minimum_age = models.PositiveSmallIntegerField(_("minimum age"), default=16)
     excluded_domains = models.TextField(
-        _("excluded e-mail domains"), blank=True,
+        _("excluded e-mail domains"),
+        blank=True,
         help_text=_("One domain per line, e.g. the staff domain. Subdomains are excluded too."),
     )
     primary_color = models.CharField(_("primary colour"), max_length=7, default="#0b5c4a")
@@ -53,11 +61,16 @@ class ProgramSettings(models.Model):
     # Objectives (phase 1 of the method) that the KPI page measures against.
     target_active_members = models.PositiveIntegerField(_("target: active members"), default=1000)
     target_purchases_per_member = models.DecimalField(
-        _("target: purchases per active member per year"), max_digits=6, decimal_places=2,
+        _("target: purchases per active member per year"),
+        max_digits=6,
+        decimal_places=2,
         default=Decimal("6.00"),
     )
     target_spend_per_member = models.DecimalField(
-        _("target: spend per active member per year (EUR)"), default=Decimal("300.00"), max_digits=12, decimal_places=2
+        _("target: spend per active member per year (EUR)"),
+        default=Decimal("300.00"),
+        max_digits=12,
+        decimal_places=2,
     )
     target_redemption_rate = models.DecimalField(
         _("target: redemption rate (%)"), max_digits=5, decimal_places=2, default=Decimal("25.00")
@@ -118,13 +131,21 @@ class Channel(models.TextChoices):
 
 class Tier(models.Model):
     name = models.CharField(_("name"), max_length=50, unique=True)
-    rank = models.PositiveSmallIntegerField(_("rank"), unique=True, help_text=_("Higher is better."))
+    rank = models.PositiveSmallIntegerField(
+        _("rank"), unique=True, help_text=_("Higher is better.")
+    )
     threshold = models.DecimalField(
-        _("threshold"), help_text=_("Rolling 12-month spend (EUR) or points, per program settings."),
-        validators=[MinValueValidator(Decimal("0"))], max_digits=12, decimal_places=2,
+        _("threshold"),
+        help_text=_("Rolling 12-month spend (EUR) or points, per program settings."),
+        validators=[MinValueValidator(Decimal("0"))],
+        max_digits=12,
+        decimal_places=2,
     )
     multiplier = models.DecimalField(
-        _("earning multiplier"), max_digits=4, decimal_places=2, default=Decimal("1.00"),
+        _("earning multiplier"),
+        max_digits=4,
+        decimal_places=2,
+        default=Decimal("1.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )
     color = models.CharField(_("colour"), max_length=7, default="#8c8c8c")
@@ -142,12 +163,18 @@ class PointsAccount(models.Model):
     """A member's cached balance and tier. The row is the lock for every ledger change."""
 
     member = models.OneToOneField(
-        "members.Member", on_delete=models.CASCADE, related_name="points_account",
+        "members.Member",
+        on_delete=models.CASCADE,
+        related_name="points_account",
         verbose_name=_("member"),
     )
     balance = models.IntegerField(_("points balance"), default=0)
     tier = models.ForeignKey(
-        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="accounts",
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="accounts",
         verbose_name=_("tier"),
     )
     tier_since = models.DateTimeField(_("tier since"), null=True, blank=True)
@@ -166,21 +193,30 @@ class PointsAccount(models.Model):
 
 
 class Purchase(models.Model):
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="purchases",
-                                verbose_name=_("partner"))
+    partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="purchases", verbose_name=_("partner")
+    )
     external_id = models.CharField(_("partner's purchase id"), max_length=100)
-    member = models.ForeignKey("members.Member", on_delete=models.PROTECT,
-                               related_name="purchases", verbose_name=_("member"))
+    member = models.ForeignKey(
+        "members.Member",
+        on_delete=models.PROTECT,
+        related_name="purchases",
+        verbose_name=_("member"),
+    )
     amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
     purchased_at = models.DateTimeField(_("purchased at"))
-    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices,
-                               default=Channel.STORE)
+    channel = models.CharField(
+        _("channel"), max_length=10, choices=Channel.choices, default=Channel.STORE
+    )
     store = models.CharField(_("store"), max_length=100, blank=True)
     points_earned = models.IntegerField(_("points earned"), default=0)
-    refunded_amount = models.DecimalField(_("refunded (EUR)"), default=Decimal("0"), max_digits=12, decimal_places=2)
+    refunded_amount = models.DecimalField(
+        _("refunded (EUR)"), default=Decimal("0"), max_digits=12, decimal_places=2
+    )
     points_reversed = models.IntegerField(_("points reversed"), default=0)
-    earning_breakdown = models.JSONField(_("how the points were computed"), default=dict,
-                                         blank=True)
+    earning_breakdown = models.JSONField(
+        _("how the points were computed"), default=dict, blank=True
+    )
     created_at = models.DateTimeField(_("recorded at"), default=timezone.now)
 
     class Meta:
@@ -188,14 +224,18 @@ class Purchase(models.Model):
         verbose_name_plural = _("purchases")
         ordering = ["-purchased_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["partner", "external_id"],
-                                    name="purchase_unique_per_partner"),
+            models.UniqueConstraint(
+                fields=["partner", "external_id"], name="purchase_unique_per_partner"
+            ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="purchase_amount_positive"),
-            models.CheckConstraint(condition=Q(refunded_amount__gte=0)
-                                   & Q(refunded_amount__lte=models.F("amount")),
-                                   name="purchase_refund_within_amount"),
-            models.CheckConstraint(condition=Q(points_reversed__lte=models.F("points_earned")),
-                                   name="purchase_reversal_within_earned"),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0) & Q(refunded_amount__lte=models.F("amount")),
+                name="purchase_refund_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(points_reversed__lte=models.F("points_earned")),
+                name="purchase_reversal_within_earned",
+            ),
         ]
         indexes = [
             models.Index(fields=["member", "purchased_at"]),
@@ -215,13 +255,17 @@ class PurchaseLine(models.Model):
     product_code = models.CharField(_("product code"), max_length=60, blank=True)
     description = models.CharField(_("description"), max_length=200, blank=True)
     category = models.CharField(_("product category"), max_length=60, blank=True)
-    quantity = models.DecimalField(_("quantity"), max_digits=10, decimal_places=3,
-                                   default=Decimal("1"))
+    quantity = models.DecimalField(
+        _("quantity"), max_digits=10, decimal_places=3, default=Decimal("1")
+    )
     amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
 
     class Meta:
         verbose_name = _("purchase line")
         verbose_name_plural = _("purchase lines")
+
+    def __str__(self) -> str:
+        return f"{self.category or self.description} {self.amount}"
 
 
 class Refund(models.Model):
@@ -230,21 +274,29 @@ class Refund(models.Model):
     amount = models.DecimalField(_("amount (EUR)"), max_digits=12, decimal_places=2)
     points_reversed = models.IntegerField(_("points reversed"), default=0)
     points_not_recovered = models.IntegerField(
-        _("points not recovered"), default=0,
+        _("points not recovered"),
+        default=0,
         help_text=_("Points that should have been reversed but were already spent."),
     )
-    created_by = models.ForeignKey("members.User", on_delete=models.SET_NULL, null=True,
-                                   blank=True, related_name="+")
+    created_by = models.ForeignKey(
+        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(_("refunded at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("refund")
         verbose_name_plural = _("refunds")
         constraints = [
-            models.UniqueConstraint(fields=["purchase", "external_id"],
-                                    condition=~Q(external_id=""), name="refund_unique_external"),
+            models.UniqueConstraint(
+                fields=["purchase", "external_id"],
+                condition=~Q(external_id=""),
+                name="refund_unique_external",
+            ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.purchase_id}: -{self.amount}"
 
 
 class EarningRule(models.Model):
@@ -255,18 +307,24 @@ class EarningRule(models.Model):
     """
 
     name = models.CharField(_("name"), max_length=100)
-    multiplier = models.DecimalField(_("multiplier"), max_digits=5, decimal_places=2,
-                                     validators=[MinValueValidator(Decimal("0"))])
-    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, null=True, blank=True,
-                             verbose_name=_("only for tier"))
-    channel = models.CharField(_("only for channel"), max_length=10, choices=Channel.choices,
-                               blank=True)
-    product_category = models.CharField(_("only for product category"), max_length=60,
-                                        blank=True)
+    multiplier = models.DecimalField(
+        _("multiplier"),
+        max_digits=5,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    tier = models.ForeignKey(
+        Tier, on_delete=models.CASCADE, null=True, blank=True, verbose_name=_("only for tier")
+    )
+    channel = models.CharField(
+        _("only for channel"), max_length=10, choices=Channel.choices, blank=True
+    )
+    product_category = models.CharField(_("only for product category"), max_length=60, blank=True)
     valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
     valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
-    priority = models.IntegerField(_("priority"), default=0,
-                                   help_text=_("The highest priority matching rule applies."))
+    priority = models.IntegerField(
+        _("priority"), default=0, help_text=_("The highest priority matching rule applies.")
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:
@@ -275,7 +333,8 @@ class EarningRule(models.Model):
         ordering = ["-priority", "-multiplier", "pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(valid_from__isnull=True) | Q(valid_until__isnull=True)
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_until__isnull=True)
                 | Q(valid_until__gt=models.F("valid_from")),
                 name="earning_rule_window_ordered",
             ),
@@ -311,19 +370,28 @@ class LedgerEntry(models.Model):
     entry's points, kind and reason never change.
     """
 
-    account = models.ForeignKey(PointsAccount, on_delete=models.PROTECT, related_name="entries",
-                                verbose_name=_("account"))
+    account = models.ForeignKey(
+        PointsAccount, on_delete=models.PROTECT, related_name="entries", verbose_name=_("account")
+    )
     kind = models.CharField(_("kind"), max_length=10, choices=EntryKind.choices)
     points = models.IntegerField(_("points"))
     balance_after = models.IntegerField(_("balance after"))
     reason = models.CharField(_("reason"), max_length=255)
     source = models.CharField(_("source"), max_length=12, choices=EntrySource.choices)
-    purchase = models.ForeignKey(Purchase, on_delete=models.PROTECT, null=True, blank=True,
-                                 related_name="ledger_entries")
-    refund = models.ForeignKey(Refund, on_delete=models.PROTECT, null=True, blank=True,
-                               related_name="ledger_entries")
-    created_by = models.ForeignKey("members.User", on_delete=models.SET_NULL, null=True,
-                                   blank=True, related_name="+", verbose_name=_("by"))
+    purchase = models.ForeignKey(
+        Purchase, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+    )
+    refund = models.ForeignKey(
+        Refund, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+    )
+    created_by = models.ForeignKey(
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
     created_at = models.DateTimeField(_("at"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     remaining_points = models.IntegerField(_("remaining in lot"), default=0)
@@ -337,14 +405,20 @@ class LedgerEntry(models.Model):
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="entry_balance_nonneg"),
             models.CheckConstraint(
                 condition=Q(remaining_points__gte=0)
-                & (Q(points__lt=0, remaining_points=0) | Q(remaining_points__lte=models.F("points"))),
+                & (
+                    Q(points__lt=0, remaining_points=0)
+                    | Q(remaining_points__lte=models.F("points"))
+                ),
                 name="entry_lot_within_points",
             ),
         ]
         indexes = [
             models.Index(fields=["account", "-created_at", "-id"]),
-            models.Index(fields=["expires_at"], condition=Q(remaining_points__gt=0),
-                         name="open_lot_expiry_idx"),
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(remaining_points__gt=0),
+                name="open_lot_expiry_idx",
+            ),
             models.Index(fields=["kind", "created_at"]),
         ]
 
@@ -353,8 +427,9 @@ class LedgerEntry(models.Model):
 
 
 class TierChange(models.Model):
-    account = models.ForeignKey(PointsAccount, on_delete=models.CASCADE,
-                                related_name="tier_changes")
+    account = models.ForeignKey(
+        PointsAccount, on_delete=models.CASCADE, related_name="tier_changes"
+    )
     from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
     to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
     figure = models.DecimalField(_("rolling 12-month figure"), max_digits=12, decimal_places=2)
@@ -365,6 +440,9 @@ class TierChange(models.Model):
         verbose_name = _("tier change")
         verbose_name_plural = _("tier changes")
         ordering = ["-changed_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.from_tier_id} -> {self.to_tier_id}"
 
 
 class ConsistencyCheck(models.Model):
@@ -379,9 +457,9 @@ class ConsistencyCheck(models.Model):
         verbose_name_plural = _("ledger consistency checks")
         ordering = ["-ran_at"]
 
+    def __str__(self) -> str:
+        return f"{self.ran_at:%Y-%m-%d %H:%M} ({self.mismatch_count})"
+
     @property
     def mismatch_count(self) -> int:
         return len(self.mismatches)
-
-    def __str__(self) -> str:
-        return f"{self.ran_at:%Y-%m-%d %H:%M} ({self.mismatch_count})"

@@ -51,19 +51,34 @@ def tier_progress(*, member: Member, at: dt.datetime | None = None) -> TierProgr
     tiers = list(Tier.objects.order_by("rank"))
     figure = (
         rolling_figure(account=account, at=at or timezone.now(), basis=program.tier_basis)
-        if account else Decimal("0")
+        if account
+        else Decimal("0")
     )
     current = account.tier if account else None
     current_rank = current.rank if current else -1
     higher = [tier for tier in tiers if tier.rank > current_rank]
     upcoming = higher[0] if higher else None
     if upcoming is None:
-        return TierProgress(program.tier_basis, figure, current, None, Decimal("0"), 100,
-                            account.tier_kept_until if account else None)
+        return TierProgress(
+            program.tier_basis,
+            figure,
+            current,
+            None,
+            Decimal("0"),
+            100,
+            account.tier_kept_until if account else None,
+        )
     floor = current.threshold if current else Decimal("0")
     span = upcoming.threshold - floor
     missing = max(upcoming.threshold - figure, Decimal("0"))
     done = figure - floor
     percent = 100 if span <= 0 else int(max(Decimal(0), min(Decimal(100), done * 100 / span)))
-    return TierProgress(program.tier_basis, figure, current, upcoming, missing, percent,
-                        account.tier_kept_until if account else None)
+    return TierProgress(
+        program.tier_basis,
+        figure,
+        current,
+        upcoming,
+        missing,
+        percent,
+        account.tier_kept_until if account else None,
+    )

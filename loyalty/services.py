@@ -98,18 +98,34 @@ def _expiry_for(at: dt.datetime, program: ProgramSettings) -> dt.datetime | None
 
 
 def _credit(
-    *, account: PointsAccount, points: int, kind: str, reason: str, source: str,
-    purchase: Purchase | None = None, refund: Refund | None = None,
-    created_by: User | None = None, at: dt.datetime | None = None,
+    *,
+    account: PointsAccount,
+    points: int,
+    kind: str,
+    reason: str,
+    source: str,
+    purchase: Purchase | None = None,
+    refund: Refund | None = None,
+    created_by: User | None = None,
+    at: dt.datetime | None = None,
 ) -> LedgerEntry:
     at = at or timezone.now()
     account.balance += points
-    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") + points,
-                                                       updated_at=timezone.now())
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") + points, updated_at=timezone.now()
+    )
     return LedgerEntry.objects.create(
-        account=account, kind=kind, points=points, balance_after=account.balance,
-        reason=reason, source=source, purchase=purchase, refund=refund, created_by=created_by,
-        created_at=at, expires_at=_expiry_for(at, ProgramSettings.load()),
+        account=account,
+        kind=kind,
+        points=points,
+        balance_after=account.balance,
+        reason=reason,
+        source=source,
+        purchase=purchase,
+        refund=refund,
+        created_by=created_by,
+        created_at=at,
+        expires_at=_expiry_for(at, ProgramSettings.load()),
         remaining_points=points,
     )
 
@@ -125,18 +141,31 @@ def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry
         return None
     LedgerEntry.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining_points=0)
     account.balance -= expired
-    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") - expired,
-                                                       updated_at=timezone.now())
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") - expired, updated_at=timezone.now()
+    )
     return LedgerEntry.objects.create(
-        account=account, kind=EntryKind.EXPIRE, points=-expired, balance_after=account.balance,
-        reason=_("Points expired"), source=EntrySource.SYSTEM, created_at=now,
+        account=account,
+        kind=EntryKind.EXPIRE,
+        points=-expired,
+        balance_after=account.balance,
+        reason=_("Points expired"),
+        source=EntrySource.SYSTEM,
+        created_at=now,
     )
 
 
 def _debit(
-    *, account: PointsAccount, points: int, kind: str, reason: str, source: str,
-    purchase: Purchase | None = None, refund: Refund | None = None,
-    created_by: User | None = None, prefer_lot: LedgerEntry | None = None,
+    *,
+    account: PointsAccount,
+    points: int,
+    kind: str,
+    reason: str,
+    source: str,
+    purchase: Purchase | None = None,
+    refund: Refund | None = None,
+    created_by: User | None = None,
+    prefer_lot: LedgerEntry | None = None,
 ) -> LedgerEntry:
     """Take points from the oldest lots first (a preferred lot before them), never below 0."""
     now = timezone.now()
@@ -145,7 +174,8 @@ def _debit(
         raise InsufficientPoints(
             _("%(needed)d points needed, %(balance)d available.")
             % {"needed": points, "balance": account.balance},
-            needed=points, balance=account.balance,
+            needed=points,
+            balance=account.balance,
         )
     lots = list(
         LedgerEntry.objects.select_for_update()
@@ -167,11 +197,19 @@ def _debit(
         raise InsufficientPoints(_("The points lots do not cover this debit."))
     LedgerEntry.objects.bulk_update(changed, ["remaining_points"])
     account.balance -= points
-    PointsAccount.objects.filter(pk=account.pk).update(balance=F("balance") - points,
-                                                       updated_at=now)
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") - points, updated_at=now
+    )
     return LedgerEntry.objects.create(
-        account=account, kind=kind, points=-points, balance_after=account.balance,
-        reason=reason, source=source, purchase=purchase, refund=refund, created_by=created_by,
+        account=account,
+        kind=kind,
+        points=-points,
+        balance_after=account.balance,
+        reason=reason,
+        source=source,
+        purchase=purchase,
+        refund=refund,
+        created_by=created_by,
         created_at=now,
     )
 
@@ -183,28 +221,53 @@ def _whole_points(points: int) -> int:
 
 
 @transaction.atomic
-def points_credit(*, member: Member, points: int, kind: str = EntryKind.BONUS, reason: str,
-                  source: str = EntrySource.SYSTEM, created_by: User | None = None) -> LedgerEntry:
+def points_credit(
+    *,
+    member: Member,
+    points: int,
+    kind: str = EntryKind.BONUS,
+    reason: str,
+    source: str = EntrySource.SYSTEM,
+    created_by: User | None = None,
+) -> LedgerEntry:
     """Add points (bonus, campaign, refund of a cancelled redemption) as a new lot."""
     if _whole_points(points) < 0:
         raise InvalidPoints(_("Use points_debit to take points away."))
     if not reason.strip():
         raise ReasonRequired()
     account = account_lock(member=member)
-    return _credit(account=account, points=points, kind=kind, reason=reason, source=source,
-                   created_by=created_by)
+    return _credit(
+        account=account,
+        points=points,
+        kind=kind,
+        reason=reason,
+        source=source,
+        created_by=created_by,
+    )
 
 
 @transaction.atomic
-def points_debit(*, member: Member, points: int, kind: str = EntryKind.REDEEM, reason: str,
-                 source: str = EntrySource.REDEMPTION,
-                 created_by: User | None = None) -> LedgerEntry:
+def points_debit(
+    *,
+    member: Member,
+    points: int,
+    kind: str = EntryKind.REDEEM,
+    reason: str,
+    source: str = EntrySource.REDEMPTION,
+    created_by: User | None = None,
+) -> LedgerEntry:
     """Take points away, oldest lots first, or raise InsufficientPoints and change nothing."""
     if _whole_points(points) < 0:
         raise InvalidPoints(_("Debit a positive number of points."))
     account = account_lock(member=member)
-    return _debit(account=account, points=points, kind=kind, reason=reason, source=source,
-                  created_by=created_by)
+    return _debit(
+        account=account,
+        points=points,
+        kind=kind,
+        reason=reason,
+        source=source,
+        created_by=created_by,
+    )
 
 
 @transaction.atomic
@@ -216,13 +279,27 @@ def points_adjust(*, member: Member, points: int, reason: str, staff_user: User)
     account = account_lock(member=member)
     reason = reason.strip()
     if points > 0:
-        entry = _credit(account=account, points=points, kind=EntryKind.ADJUST, reason=reason,
-                        source=EntrySource.STAFF, created_by=staff_user)
+        entry = _credit(
+            account=account,
+            points=points,
+            kind=EntryKind.ADJUST,
+            reason=reason,
+            source=EntrySource.STAFF,
+            created_by=staff_user,
+        )
     else:
-        entry = _debit(account=account, points=-points, kind=EntryKind.ADJUST, reason=reason,
-                       source=EntrySource.STAFF, created_by=staff_user)
-    logger.info("points adjusted", extra={"member": member.pk, "points": points,
-                                          "staff_user": staff_user.pk})
+        entry = _debit(
+            account=account,
+            points=-points,
+            kind=EntryKind.ADJUST,
+            reason=reason,
+            source=EntrySource.STAFF,
+            created_by=staff_user,
+        )
+    logger.info(
+        "points adjusted",
+        extra={"member": member.pk, "points": points, "staff_user": staff_user.pk},
+    )
     return entry
 
 
@@ -235,7 +312,9 @@ def points_expire(*, now: dt.datetime | None = None) -> int:
     now = now or timezone.now()
     account_ids = list(
         LedgerEntry.objects.filter(remaining_points__gt=0, expires_at__lte=now)
-        .values_list("account_id", flat=True).distinct().order_by("account_id")
+        .values_list("account_id", flat=True)
+        .distinct()
+        .order_by("account_id")
     )
     total = 0
     for account_id in account_ids:
@@ -259,8 +338,11 @@ def _lines_input(lines: Sequence[dict], amount: Decimal) -> list[LineInput]:
     parsed = []
     for line in lines:
         try:
-            parsed.append(LineInput(amount=money(line["amount"]),
-                                    category=str(line.get("category", "") or "")[:60]))
+            parsed.append(
+                LineInput(
+                    amount=money(line["amount"]), category=str(line.get("category", "") or "")[:60]
+                )
+            )
         except (KeyError, TypeError) as exc:
             raise InvalidPurchaseLines(_("Every line needs an amount.")) from exc
     if parsed and sum(line.amount for line in parsed) != amount:
@@ -312,15 +394,23 @@ def purchase_record(
     try:
         with transaction.atomic():
             purchase = Purchase.objects.create(
-                partner=partner, external_id=external_id, member=member, amount=amount,
-                purchased_at=purchased_at, channel=channel, store=store,
+                partner=partner,
+                external_id=external_id,
+                member=member,
+                amount=amount,
+                purchased_at=purchased_at,
+                channel=channel,
+                store=store,
             )
             PurchaseLine.objects.bulk_create(
-                PurchaseLine(purchase=purchase, amount=line["amount"],
-                             category=line.get("category", "") or "",
-                             product_code=line.get("product_code", "") or "",
-                             description=line.get("description", "") or "",
-                             quantity=line.get("quantity", 1) or 1)
+                PurchaseLine(
+                    purchase=purchase,
+                    amount=line["amount"],
+                    category=line.get("category", "") or "",
+                    product_code=line.get("product_code", "") or "",
+                    description=line.get("description", "") or "",
+                    quantity=line.get("quantity", 1) or 1,
+                )
                 for line in lines
             )
             _earn_for_purchase(purchase=purchase, member=member, lines=line_inputs)
@@ -335,21 +425,36 @@ def purchase_record(
 
 def _earn_for_purchase(*, purchase: Purchase, member: Member, lines: list[LineInput]) -> None:
     account = account_lock(member=member)
-    breakdown = earning_calculate(amount=purchase.amount, channel=purchase.channel,
-                                  at=purchase.purchased_at, tier=account.tier, lines=lines)
+    breakdown = earning_calculate(
+        amount=purchase.amount,
+        channel=purchase.channel,
+        at=purchase.purchased_at,
+        tier=account.tier,
+        lines=lines,
+    )
     purchase.points_earned = breakdown.points
     purchase.earning_breakdown = breakdown.as_dict()
     purchase.save(update_fields=["points_earned", "earning_breakdown"])
     if breakdown.points > 0:
-        _credit(account=account, points=breakdown.points, kind=EntryKind.EARN,
-                reason=_("Purchase %(id)s") % {"id": purchase.external_id},
-                source=EntrySource.PURCHASE, purchase=purchase)
+        _credit(
+            account=account,
+            points=breakdown.points,
+            kind=EntryKind.EARN,
+            reason=_("Purchase %(id)s") % {"id": purchase.external_id},
+            source=EntrySource.PURCHASE,
+            purchase=purchase,
+        )
     tier_recalculate(account=account, allow_downgrade=False)
 
 
 @transaction.atomic
-def purchase_refund(*, purchase: Purchase, amount: Decimal | str, external_id: str = "",
-                    created_by: User | None = None) -> Refund:
+def purchase_refund(
+    *,
+    purchase: Purchase,
+    amount: Decimal | str,
+    external_id: str = "",
+    created_by: User | None = None,
+) -> Refund:
     """Refund part or all of a purchase and reverse its points proportionally, never more.
 
     Points already spent cannot be taken back below a zero balance: the part that could not
@@ -376,23 +481,36 @@ def purchase_refund(*, purchase: Purchase, amount: Decimal | str, external_id: s
     if refunded == purchase.amount:
         reversed_target = purchase.points_earned
     else:
-        reversed_target = int((Decimal(purchase.points_earned) * refunded / purchase.amount)
-                              .to_integral_value(rounding=ROUND_FLOOR))
+        reversed_target = int(
+            (Decimal(purchase.points_earned) * refunded / purchase.amount).to_integral_value(
+                rounding=ROUND_FLOOR
+            )
+        )
     to_reverse = reversed_target - purchase.points_reversed
 
     account = account_lock(member=purchase.member)
     recoverable = min(to_reverse, account.balance)
     refund = Refund.objects.create(
-        purchase=purchase, external_id=external_id, amount=amount,
-        points_reversed=recoverable, points_not_recovered=to_reverse - recoverable,
+        purchase=purchase,
+        external_id=external_id,
+        amount=amount,
+        points_reversed=recoverable,
+        points_not_recovered=to_reverse - recoverable,
         created_by=created_by,
     )
     if recoverable > 0:
         earn_lot = purchase.ledger_entries.filter(kind=EntryKind.EARN).first()
-        _debit(account=account, points=recoverable, kind=EntryKind.REVERSAL,
-               reason=_("Refund of purchase %(id)s") % {"id": purchase.external_id},
-               source=EntrySource.REFUND, purchase=purchase, refund=refund,
-               created_by=created_by, prefer_lot=earn_lot)
+        _debit(
+            account=account,
+            points=recoverable,
+            kind=EntryKind.REVERSAL,
+            reason=_("Refund of purchase %(id)s") % {"id": purchase.external_id},
+            source=EntrySource.REFUND,
+            purchase=purchase,
+            refund=refund,
+            created_by=created_by,
+            prefer_lot=earn_lot,
+        )
     purchase.refunded_amount = refunded
     purchase.points_reversed = reversed_target
     purchase.save(update_fields=["refunded_amount", "points_reversed"])
@@ -402,21 +520,25 @@ def purchase_refund(*, purchase: Purchase, amount: Decimal | str, external_id: s
 # --- tiers ---------------------------------------------------------------------------------
 
 
-def rolling_figure(*, account: PointsAccount, at: dt.datetime | None = None,
-                   basis: str | None = None) -> Decimal:
+def rolling_figure(
+    *, account: PointsAccount, at: dt.datetime | None = None, basis: str | None = None
+) -> Decimal:
     """The member's rolling 12-month spend (net of refunds) or points earned."""
     at = at or timezone.now()
     since = at - relativedelta(months=12)
     basis = basis or ProgramSettings.load().tier_basis
     if basis == TierBasis.POINTS:
         total = account.entries.filter(
-            created_at__gt=since, created_at__lte=at,
+            created_at__gt=since,
+            created_at__lte=at,
             kind__in=[EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL],
             source__in=[EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN],
         ).aggregate(total=Coalesce(Sum("points"), 0))["total"]
         return Decimal(total)
     return Purchase.objects.filter(
-        member_id=account.member_id, purchased_at__gt=since, purchased_at__lte=at,
+        member_id=account.member_id,
+        purchased_at__gt=since,
+        purchased_at__lte=at,
     ).aggregate(total=Coalesce(Sum(F("amount") - F("refunded_amount")), Decimal("0")))["total"]
 
 
@@ -426,9 +548,13 @@ def qualifying_tier(figure: Decimal, tiers: Sequence[Tier] | None = None) -> Tie
     return max(reached, key=lambda tier: tier.rank) if reached else None
 
 
-def tier_recalculate(*, account: PointsAccount, allow_downgrade: bool,
-                     now: dt.datetime | None = None,
-                     tiers: Sequence[Tier] | None = None) -> TierChange | None:
+def tier_recalculate(
+    *,
+    account: PointsAccount,
+    allow_downgrade: bool,
+    now: dt.datetime | None = None,
+    tiers: Sequence[Tier] | None = None,
+) -> TierChange | None:
     """Move a (locked) account to the tier its rolling figure qualifies for.
 
     Upgrades happen at once (on every purchase). Downgrades happen only in the nightly run
@@ -444,8 +570,10 @@ def tier_recalculate(*, account: PointsAccount, allow_downgrade: bool,
     target_rank = target.rank if target else -1
     if target_rank > current_rank:
         reason = "upgrade"
-    elif target_rank < current_rank and allow_downgrade and (
-        account.tier_kept_until is None or account.tier_kept_until <= now
+    elif (
+        target_rank < current_rank
+        and allow_downgrade
+        and (account.tier_kept_until is None or account.tier_kept_until <= now)
     ):
         reason = "downgrade"
     else:
@@ -456,8 +584,14 @@ def tier_recalculate(*, account: PointsAccount, allow_downgrade: bool,
     PointsAccount.objects.filter(pk=account.pk).update(
         tier=target, tier_since=now, tier_kept_until=account.tier_kept_until
     )
-    return TierChange.objects.create(account=account, from_tier=current, to_tier=target,
-                                     figure=figure, reason=reason, changed_at=now)
+    return TierChange.objects.create(
+        account=account,
+        from_tier=current,
+        to_tier=target,
+        figure=figure,
+        reason=reason,
+        changed_at=now,
+    )
 
 
 def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
@@ -467,8 +601,8 @@ def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
     account_ids = PointsAccount.objects.order_by("pk").values_list("pk", flat=True)
     for account_id in account_ids.iterator(chunk_size=2000):
         with transaction.atomic():
-            account = PointsAccount.objects.select_for_update().select_related("tier").get(
-                pk=account_id
+            account = (
+                PointsAccount.objects.select_for_update().select_related("tier").get(pk=account_id)
             )
             if tier_recalculate(account=account, allow_downgrade=True, now=now, tiers=tiers):
                 changes += 1
@@ -484,24 +618,42 @@ def ledger_consistency_check() -> ConsistencyCheck:
     Two grouped queries over the whole table; differences are stored and logged as errors
     for the admin to see, never corrected silently.
     """
-    ledger_mismatches = PointsAccount.objects.annotate(
-        ledger_sum=Coalesce(Sum("entries__points"), 0)
-    ).exclude(balance=F("ledger_sum")).values("pk", "member_id", "balance", "ledger_sum")
-    lot_mismatches = PointsAccount.objects.annotate(
-        lots_sum=Coalesce(Sum("entries__remaining_points"), 0)
-    ).exclude(balance=F("lots_sum")).values("pk", "member_id", "balance", "lots_sum")
+    ledger_mismatches = (
+        PointsAccount.objects.annotate(ledger_sum=Coalesce(Sum("entries__points"), 0))
+        .exclude(balance=F("ledger_sum"))
+        .values("pk", "member_id", "balance", "ledger_sum")
+    )
+    lot_mismatches = (
+        PointsAccount.objects.annotate(lots_sum=Coalesce(Sum("entries__remaining_points"), 0))
+        .exclude(balance=F("lots_sum"))
+        .values("pk", "member_id", "balance", "lots_sum")
+    )
     mismatches = [
-        {"account": row["pk"], "member": row["member_id"], "balance": row["balance"],
-         "ledger_sum": row["ledger_sum"], "kind": "ledger"}
+        {
+            "account": row["pk"],
+            "member": row["member_id"],
+            "balance": row["balance"],
+            "ledger_sum": row["ledger_sum"],
+            "kind": "ledger",
+        }
         for row in ledger_mismatches
     ] + [
-        {"account": row["pk"], "member": row["member_id"], "balance": row["balance"],
-         "lots_sum": row["lots_sum"], "kind": "lots"}
+        {
+            "account": row["pk"],
+            "member": row["member_id"],
+            "balance": row["balance"],
+            "lots_sum": row["lots_sum"],
+            "kind": "lots",
+        }
         for row in lot_mismatches
     ]
-    check = ConsistencyCheck.objects.create(accounts_checked=PointsAccount.objects.count(),
-                                            mismatches=mismatches)
+    check = ConsistencyCheck.objects.create(
+        accounts_checked=PointsAccount.objects.count(), mismatches=mismatches
+    )
     if mismatches:
-        logger.error("ledger consistency check found %d mismatches", len(mismatches),
-                     extra={"check": check.pk})
+        logger.error(
+            "ledger consistency check found %d mismatches",
+            len(mismatches),
+            extra={"check": check.pk},
+        )
     return check

@@ -28,8 +28,9 @@ def active_member_required(view):
         member = getattr(request.user, "member", None)
         if member is None or member.status != MemberStatus.ACTIVE:
             logout(request)
-            messages.error(request, _("This login has no active membership. Please contact "
-                                      "customer service."))
+            messages.error(
+                request, _("This login has no active membership. Please contact customer service.")
+            )
             return redirect("members:login")
         request.member = member  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
@@ -40,12 +41,16 @@ def active_member_required(view):
 @active_member_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
-    return render(request, "portal/dashboard.html", {
-        "member": member,
-        "balance": selectors.member_balance(member=member),
-        "progress": selectors.tier_progress(member=member),
-        "latest_entries": list(selectors.ledger_for_member(member=member)[:5]),
-    })
+    return render(
+        request,
+        "portal/dashboard.html",
+        {
+            "member": member,
+            "balance": selectors.member_balance(member=member),
+            "progress": selectors.tier_progress(member=member),
+            "latest_entries": list(selectors.ledger_for_member(member=member)[:5]),
+        },
+    )
 
 
 @active_member_required
@@ -53,6 +58,8 @@ def history(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
     paginator = Paginator(selectors.ledger_for_member(member=member), HISTORY_PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
-    return render(request, "portal/history.html", {"member": member, "page": page,
-                                                   "balance": selectors.member_balance(
-                                                       member=member)})
+    return render(
+        request,
+        "portal/history.html",
+        {"member": member, "page": page, "balance": selectors.member_balance(member=member)},
+    )

@@ -10,7 +10,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
 
-
 # Higher apps add shared context (program name, house style) without members importing them.
 _context_providers: list[Callable[[], dict[str, Any]]] = []
 

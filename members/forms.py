@@ -20,25 +20,40 @@ class ServiceErrorMixin:
 
 
 class EnrolForm(ServiceErrorMixin, forms.Form):
-    email = forms.EmailField(label=_("E-mail address"), widget=forms.EmailInput(
-        attrs={"autocomplete": "email"}))
-    first_name = forms.CharField(label=_("First name"), max_length=150, widget=forms.TextInput(
-        attrs={"autocomplete": "given-name"}))
-    last_name = forms.CharField(label=_("Last name"), max_length=150, widget=forms.TextInput(
-        attrs={"autocomplete": "family-name"}))
-    birth_date = forms.DateField(label=_("Birth date"), required=False,
-                                 widget=forms.DateInput(attrs={"type": "date",
-                                                               "autocomplete": "bday"}))
+    email = forms.EmailField(
+        label=_("E-mail address"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    first_name = forms.CharField(
+        label=_("First name"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label=_("Last name"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    birth_date = forms.DateField(
+        label=_("Birth date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}),
+    )
     language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
-    password1 = forms.CharField(label=_("Password"), strip=False, widget=forms.PasswordInput(
-        attrs={"autocomplete": "new-password"}),
-        help_text=password_validation.password_validators_help_text_html())
-    password2 = forms.CharField(label=_("Password again"), strip=False,
-                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
-    accept_terms = forms.BooleanField(label=_("I accept the terms and conditions"),
-                                      required=False)
+    password1 = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validation.password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    accept_terms = forms.BooleanField(label=_("I accept the terms and conditions"), required=False)
     marketing_consent = forms.BooleanField(
-        label=_("Yes, e-mail me offers and news from the program"), required=False)
+        label=_("Yes, e-mail me offers and news from the program"), required=False
+    )
 
     def clean(self):
         cleaned = super().clean()

@@ -178,6 +178,9 @@ class TermsAcceptance(models.Model):
             models.UniqueConstraint(fields=["member", "terms_version"], name="terms_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.terms_version_id}"
+
 
 class Invitation(models.Model):
     """An invitation to enrol; its link pre-fills the enrolment form."""

@@ -64,9 +64,11 @@ def _normalise_email(email: str) -> str:
 
 
 def current_terms() -> TermsVersion | None:
-    return TermsVersion.objects.filter(published_at__lte=timezone.now()).order_by(
-        "-published_at"
-    ).first()
+    return (
+        TermsVersion.objects.filter(published_at__lte=timezone.now())
+        .order_by("-published_at")
+        .first()
+    )
 
 
 def _new_member_number() -> str:
@@ -77,18 +79,27 @@ def _new_member_number() -> str:
     raise RuntimeError("Could not find a free member number in 10 attempts.")
 
 
-def consent_set(*, member: Member, granted: bool, source: str,
-                channel: str = ConsentChannel.EMAIL,
-                terms_version: TermsVersion | None = None) -> ConsentRecord:
+def consent_set(
+    *,
+    member: Member,
+    granted: bool,
+    source: str,
+    channel: str = ConsentChannel.EMAIL,
+    terms_version: TermsVersion | None = None,
+) -> ConsentRecord:
     """Record one change of marketing consent; the newest record is the current state."""
     return ConsentRecord.objects.create(
-        member=member, channel=channel, granted=granted, source=source,
+        member=member,
+        channel=channel,
+        granted=granted,
+        source=source,
         terms_version=terms_version or current_terms(),
     )
 
 
-def _check_conditions(*, email: str, birth_date: dt.date | None, accepted_terms: bool,
-                      terms: TermsVersion | None) -> None:
+def _check_conditions(
+    *, email: str, birth_date: dt.date | None, accepted_terms: bool, terms: TermsVersion | None
+) -> None:
     conditions = current_conditions()
     if conditions.domain_excluded(email):
         raise ExcludedDomain()
@@ -126,8 +137,9 @@ def member_enrol(
     """
     email = _normalise_email(email)
     terms = current_terms()
-    _check_conditions(email=email, birth_date=birth_date, accepted_terms=accepted_terms,
-                      terms=terms)
+    _check_conditions(
+        email=email, birth_date=birth_date, accepted_terms=accepted_terms, terms=terms
+    )
 
     invited: Member | None = None
     if invitation_token:
@@ -155,8 +167,11 @@ def member_enrol(
         with transaction.atomic():
             if password:
                 member.user = User.objects.create_user(
-                    email=email, password=password, first_name=first_name,
-                    last_name=last_name, is_active=False,
+                    email=email,
+                    password=password,
+                    first_name=first_name,
+                    last_name=last_name,
+                    is_active=False,
                 )
             member.save()
     except IntegrityError as exc:  # a concurrent enrolment with the same address won
@@ -165,8 +180,9 @@ def member_enrol(
         Invitation.objects.filter(member=member).update(accepted_at=timezone.now())
     if terms is not None:
         TermsAcceptance.objects.create(member=member, terms_version=terms)
-    consent_set(member=member, granted=marketing_consent, source=f"enrolment:{source}",
-                terms_version=terms)
+    consent_set(
+        member=member, granted=marketing_consent, source=f"enrolment:{source}", terms_version=terms
+    )
     _schedule_confirmation_email(member)
     return member
 
@@ -229,8 +245,14 @@ def invitation_member(*, token: str) -> Member:
 
 
 @transaction.atomic
-def member_invite(*, email: str, first_name: str = "", last_name: str = "",
-                  language: str = Language.DUTCH, invited_by: User | None = None) -> Invitation:
+def member_invite(
+    *,
+    email: str,
+    first_name: str = "",
+    last_name: str = "",
+    language: str = Language.DUTCH,
+    invited_by: User | None = None,
+) -> Invitation:
     """Create an invited member and send the invitation link after commit."""
     email = _normalise_email(email)
     if current_conditions().domain_excluded(email):
@@ -242,8 +264,12 @@ def member_invite(*, email: str, first_name: str = "", last_name: str = "",
     try:
         with transaction.atomic():
             member = Member.objects.create(
-                email=email, first_name=first_name, last_name=last_name, language=language,
-                member_number=_new_member_number(), status=MemberStatus.INVITED,
+                email=email,
+                first_name=first_name,
+                last_name=last_name,
+                language=language,
+                member_number=_new_member_number(),
+                status=MemberStatus.INVITED,
                 enrolment_source=EnrolmentSource.INVITATION,
             )
     except IntegrityError as exc:

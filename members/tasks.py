@@ -17,7 +17,9 @@ def send_confirmation_email(self, member_id: int) -> None:
     path = reverse("members:confirm", kwargs={"token": confirmation_token(member=member)})
     try:
         send_templated_email(
-            to=member.email, template="confirm_email", language=member.language,
+            to=member.email,
+            template="confirm_email",
+            language=member.language,
             context={"member": member, "confirm_path": path},
         )
     except OSError as exc:  # SMTP unreachable: try again later
@@ -30,16 +32,20 @@ def send_invitation_email(self, invitation_id: int) -> None:
 
     from .services import invitation_token
 
-    invitation = Invitation.objects.select_related("member").filter(
-        pk=invitation_id, accepted_at__isnull=True
-    ).first()
+    invitation = (
+        Invitation.objects.select_related("member")
+        .filter(pk=invitation_id, accepted_at__isnull=True)
+        .first()
+    )
     if invitation is None:
         return
     member = invitation.member
     path = reverse("members:enrol") + "?invitation=" + invitation_token(member=member)
     try:
         send_templated_email(
-            to=member.email, template="invitation", language=member.language,
+            to=member.email,
+            template="invitation",
+            language=member.language,
             context={"member": member, "enrol_path": path},
         )
     except OSError as exc:

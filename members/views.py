@@ -27,8 +27,12 @@ def enrol(request: HttpRequest) -> HttpResponse:
     if invitation:
         try:
             invited = services.invitation_member(token=invitation)
-            initial.update(email=invited.email, first_name=invited.first_name,
-                           last_name=invited.last_name, language=invited.language)
+            initial.update(
+                email=invited.email,
+                first_name=invited.first_name,
+                last_name=invited.last_name,
+                language=invited.language,
+            )
         except InvitationInvalid as error:
             messages.error(request, str(error.message))
             invitation = ""
@@ -37,19 +41,29 @@ def enrol(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.member_enrol(
-                email=data["email"], first_name=data["first_name"],
-                last_name=data["last_name"], birth_date=data["birth_date"],
-                language=data["language"], password=data["password1"],
-                accepted_terms=data["accept_terms"], marketing_consent=data["marketing_consent"],
+                email=data["email"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+                birth_date=data["birth_date"],
+                language=data["language"],
+                password=data["password1"],
+                accepted_terms=data["accept_terms"],
+                marketing_consent=data["marketing_consent"],
                 invitation_token=invitation or None,
             )
         except ApplicationError as error:
             form.add_service_error(error)
         else:
             return redirect("members:enrol_sent")
-    return render(request, "members/enrol.html", {
-        "form": form, "invitation": invitation, "terms": services.current_terms(),
-    })
+    return render(
+        request,
+        "members/enrol.html",
+        {
+            "form": form,
+            "invitation": invitation,
+            "terms": services.current_terms(),
+        },
+    )
 
 
 def enrol_sent(request: HttpRequest) -> HttpResponse:
@@ -60,10 +74,16 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     try:
         member = services.member_confirm_email(token=token)
     except ApplicationError as error:
-        return render(request, "members/confirm_failed.html", {
-            "error": error, "expired": isinstance(error, ConfirmationLinkExpired),
-            "form": ResendConfirmationForm(),
-        }, status=400)
+        return render(
+            request,
+            "members/confirm_failed.html",
+            {
+                "error": error,
+                "expired": isinstance(error, ConfirmationLinkExpired),
+                "form": ResendConfirmationForm(),
+            },
+            status=400,
+        )
     return render(request, "members/confirmed.html", {"member": member})
 
 
@@ -71,13 +91,15 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 def resend_confirmation(request: HttpRequest) -> HttpResponse:
     form = ResendConfirmationForm(request.POST)
     if form.is_valid():
-        member = Member.objects.filter(email__iexact=form.cleaned_data["email"],
-                                       status=MemberStatus.PENDING).first()
+        member = Member.objects.filter(
+            email__iexact=form.cleaned_data["email"], status=MemberStatus.PENDING
+        ).first()
         if member is not None:
             services.member_confirmation_resend(member=member)
     # The same answer whether or not the address is known: no membership enumeration.
-    messages.success(request, _("If that address is waiting for confirmation, a new link is "
-                                "on its way."))
+    messages.success(
+        request, _("If that address is waiting for confirmation, a new link is on its way.")
+    )
     return redirect("members:login")
 
 
@@ -96,8 +118,12 @@ class LoginView(auth_views.LoginView):
         if member is not None:
             # The portal speaks the member's language from the first page after login.
             translation.activate(member.language)
-            response.set_cookie(settings.LANGUAGE_COOKIE_NAME, member.language,
-                                max_age=365 * 24 * 3600, samesite="Lax")
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                member.language,
+                max_age=365 * 24 * 3600,
+                samesite="Lax",
+            )
         return response
 
 

@@ -34,8 +34,11 @@ def pytest_collection_modifyitems(config, items):
         if "postgres" in item.keywords and not postgres:
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)"))
         if "celery_worker" in item.keywords and not (postgres and redis):
-            item.add_marker(pytest.mark.skip(
-                reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)"))
+            item.add_marker(
+                pytest.mark.skip(
+                    reason="needs PostgreSQL and Redis (set DATABASE_URL and REDIS_URL)"
+                )
+            )
         if "browser" in item.keywords and not chromium and not os.environ.get("CI"):
             # In CI a missing browser is a failure, not a skip: .ci/run installs it.
             item.add_marker(pytest.mark.skip(reason="Debian's chromium is not installed"))
@@ -99,7 +102,7 @@ def _smtp_server():
     sink = SmtpSink(host="127.0.0.1", port=_free_port())
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd API)
+        async def handle_DATA(self, server, session, envelope):
             message = message_from_bytes(envelope.content, policy=policy.default)
             sink.messages.append(message)
             return "250 OK"
@@ -157,10 +160,30 @@ def _celery_worker_process(django_db_setup, _smtp_server):
         "CELERY_QUEUE": queue,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "loyalty", "worker", "-Q", queue,
-         "--pool", "solo", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "--hostname", f"{queue}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "loyalty",
+            "worker",
+            "-Q",
+            queue,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--hostname",
+            f"{queue}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -182,8 +205,7 @@ def _celery_worker_process(django_db_setup, _smtp_server):
 
 @pytest.fixture
 def celery_worker(transactional_db, _celery_worker_process, smtp_sink, settings):
-    """Send tasks to the real worker (not eagerly) for this test; its e-mail reaches smtp_sink.
-    """
+    """Send tasks to the real worker (not eagerly) for this test; its e-mail reaches smtp_sink."""
     from loyalty.celery import app
 
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)

@@ -83,4 +83,3 @@ class TermsVersionFactory(factory.django.DjangoModelFactory):
     published_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=1))
     body_en = "Terms and conditions."
     body_nl = "Algemene voorwaarden."
-

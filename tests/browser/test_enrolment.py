@@ -12,8 +12,9 @@ from tests.factories import PartnerFactory, TermsVersionFactory
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_customer_enrols_confirms_logs_in_and_sees_balance_and_history(page, live_server,
-                                                                          smtp_sink, program):
+def test_a_customer_enrols_confirms_logs_in_and_sees_balance_and_history(
+    page, live_server, smtp_sink, program
+):
     TermsVersionFactory(version="2026.1")
 
     page.goto(f"{live_server.url}/portal/enrol/")

@@ -42,8 +42,11 @@ class Rollback(Exception):
     pass
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(ops=operations)
 def test_every_cached_balance_equals_its_ledger_sum_and_is_never_negative(program, ops):
     program.points_expiry_months = 6
@@ -67,8 +70,12 @@ def _run(ops):
         with time_machine.travel(clock, tick=False):
             try:
                 if kind == "earn":
-                    result = purchase_record(partner=partner, external_id=f"p{step}",
-                                             member=member, amount=f"{value / 100:.2f}")
+                    result = purchase_record(
+                        partner=partner,
+                        external_id=f"p{step}",
+                        member=member,
+                        amount=f"{value / 100:.2f}",
+                    )
                     purchases[who].append(result.purchase)
                 elif kind == "debit":
                     points_debit(member=member, points=value, reason="Reward")

@@ -24,8 +24,7 @@ def logged_in(client, program):
 def test_the_dashboard_shows_balance_tier_and_progress(client, logged_in, program):
     TierFactory(name="Bronze", rank=1, threshold=Decimal("0"))
     TierFactory(name="Silver", rank=2, threshold=Decimal("500"))
-    purchase_record(partner=PartnerFactory(), external_id="1", member=logged_in,
-                    amount="120.00")
+    purchase_record(partner=PartnerFactory(), external_id="1", member=logged_in, amount="120.00")
 
     response = client.get(reverse("portal:dashboard"), HTTP_ACCEPT_LANGUAGE="en")
 
@@ -66,16 +65,16 @@ def test_the_history_is_paginated_newest_first(client, logged_in):
     assert len(second.context["page"].object_list) == 5
 
 
-def test_the_history_costs_the_same_queries_for_few_or_many_entries(client, logged_in,
-                                                                    django_assert_num_queries):
+def test_the_history_costs_the_same_queries_for_few_or_many_entries(
+    client, logged_in, django_assert_num_queries
+):
     partner = PartnerFactory()
     purchase_record(partner=partner, external_id="a", member=logged_in, amount="10.00")
     client.get(reverse("portal:history"))  # warm the program settings row
     with django_assert_num_queries(7) as few:
         client.get(reverse("portal:history"))
     for number in range(24):
-        purchase_record(partner=partner, external_id=f"b{number}", member=logged_in,
-                        amount="10.00")
+        purchase_record(partner=partner, external_id=f"b{number}", member=logged_in, amount="10.00")
 
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(reverse("portal:history"))

@@ -38,8 +38,9 @@ def balance(member) -> int:
 
 
 def buy(partner, member, amount="100.00", external_id="P1", **kwargs):
-    return purchase_record(partner=partner, external_id=external_id, member=member,
-                           amount=amount, **kwargs)
+    return purchase_record(
+        partner=partner, external_id=external_id, member=member, amount=amount, **kwargs
+    )
 
 
 # --- earning -------------------------------------------------------------------------------
@@ -57,16 +58,23 @@ def test_a_purchase_earns_the_base_rate_rounded_down(program, partner, member):
 
 def test_category_channel_and_tier_multipliers_combine_per_line(program, partner, member):
     gold = TierFactory(name="Gold", rank=3, threshold=Decimal("0"), multiplier=Decimal("1.50"))
-    EarningRuleFactory(name="Green", product_category="duurzaam", multiplier=Decimal("2"),
-                       priority=10)
+    EarningRuleFactory(
+        name="Green", product_category="duurzaam", multiplier=Decimal("2"), priority=10
+    )
     EarningRuleFactory(name="Web", channel="webshop", multiplier=Decimal("1.5"), priority=5)
     buy(partner, member, amount="1.00", external_id="warmup")  # reaches Gold (threshold 0)
     assert PointsAccount.objects.get(member=member).tier == gold
 
-    result = buy(partner, member, amount="100.00", channel="webshop", lines=[
-        {"amount": "40.00", "category": "duurzaam"},
-        {"amount": "60.00", "category": "food"},
-    ])
+    result = buy(
+        partner,
+        member,
+        amount="100.00",
+        channel="webshop",
+        lines=[
+            {"amount": "40.00", "category": "duurzaam"},
+            {"amount": "60.00", "category": "food"},
+        ],
+    )
 
     # 40 x 2 (green wins on priority) + 60 x 1.5 (web) = 170, x 1.5 (Gold) = 255
     assert result.purchase.points_earned == 255
@@ -76,14 +84,16 @@ def test_category_channel_and_tier_multipliers_combine_per_line(program, partner
 
 def test_a_rule_outside_its_validity_window_does_not_apply(program, partner, member):
     now = timezone.now()
-    EarningRuleFactory(multiplier=Decimal("3"), valid_from=now - dt.timedelta(days=10),
-                       valid_until=now - dt.timedelta(days=1))
+    EarningRuleFactory(
+        multiplier=Decimal("3"),
+        valid_from=now - dt.timedelta(days=10),
+        valid_until=now - dt.timedelta(days=1),
+    )
 
     assert buy(partner, member, amount="10.00").purchase.points_earned == 10
 
 
-def test_posting_the_same_purchase_twice_earns_once_and_returns_the_first(program, partner,
-                                                                          member):
+def test_posting_the_same_purchase_twice_earns_once_and_returns_the_first(program, partner, member):
     first = buy(partner, member)
 
     second = buy(partner, member)
@@ -119,8 +129,9 @@ def test_lines_that_do_not_add_up_are_refused(program, partner, member):
     assert Purchase.objects.count() == 0
 
 
-@pytest.mark.parametrize("status", [MemberStatus.BLOCKED, MemberStatus.ERASED,
-                                    MemberStatus.INVITED])
+@pytest.mark.parametrize(
+    "status", [MemberStatus.BLOCKED, MemberStatus.ERASED, MemberStatus.INVITED]
+)
 def test_a_member_who_cannot_earn_is_refused(program, partner, status):
     member = MemberFactory(status=status)
 
@@ -164,8 +175,7 @@ def test_partial_refunds_add_up_to_exactly_the_points_earned(program, partner, m
     assert balance(member) == 0
 
 
-def test_a_refund_larger_than_what_is_left_is_refused_and_changes_nothing(program, partner,
-                                                                          member):
+def test_a_refund_larger_than_what_is_left_is_refused_and_changes_nothing(program, partner, member):
     purchase = buy(partner, member, amount="50.00").purchase
     purchase_refund(purchase=purchase, amount="30.00")
 
@@ -188,8 +198,9 @@ def test_a_refund_with_the_same_refund_id_is_applied_once(program, partner, memb
     assert balance(member) == 40
 
 
-def test_a_refund_after_the_points_were_spent_never_makes_the_balance_negative(program,
-                                                                              partner, member):
+def test_a_refund_after_the_points_were_spent_never_makes_the_balance_negative(
+    program, partner, member
+):
     purchase = buy(partner, member, amount="100.00").purchase
     points_debit(member=member, points=80, reason="Reward")
 
@@ -316,9 +327,9 @@ def test_a_purchase_that_crosses_a_threshold_upgrades_at_once(tiers, partner, me
     assert TierChange.objects.filter(account=account, reason="upgrade").count() == 2
 
 
-def test_a_refund_does_not_downgrade_until_the_nightly_run_after_the_grace_period(tiers,
-                                                                                   partner,
-                                                                                   member):
+def test_a_refund_does_not_downgrade_until_the_nightly_run_after_the_grace_period(
+    tiers, partner, member
+):
     _bronze, silver, _gold = tiers
     purchase = buy(partner, member, amount="600.00").purchase
     purchase_refund(purchase=purchase, amount="600.00")

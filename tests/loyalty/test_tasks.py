@@ -28,8 +28,11 @@ def _member_with_expired_points(program):
 def test_the_nightly_schedules_exist_for_beat():
     names = set(PeriodicTask.objects.values_list("task", flat=True))
 
-    assert {"loyalty.tasks.expire_points", "loyalty.tasks.recalculate_tiers",
-            "loyalty.tasks.check_ledger_consistency"} <= names
+    assert {
+        "loyalty.tasks.expire_points",
+        "loyalty.tasks.recalculate_tiers",
+        "loyalty.tasks.check_ledger_consistency",
+    } <= names
 
 
 @pytest.mark.django_db
@@ -42,14 +45,16 @@ def test_the_expiry_task_expires_old_points(program):
 
 
 @pytest.mark.celery_worker
-def test_the_expiry_task_runs_in_a_real_worker_and_its_effect_is_in_postgresql(program,
-                                                                               celery_worker):
+def test_the_expiry_task_runs_in_a_real_worker_and_its_effect_is_in_postgresql(
+    program, celery_worker
+):
     member = _member_with_expired_points(program)
 
     tasks.expire_points.delay()
 
-    entry = wait_until(lambda: LedgerEntry.objects.filter(
-        account__member=member, kind=EntryKind.EXPIRE).first())
+    entry = wait_until(
+        lambda: LedgerEntry.objects.filter(account__member=member, kind=EntryKind.EXPIRE).first()
+    )
     assert entry.points == -120
     assert PointsAccount.objects.get(member=member).balance == 30
 

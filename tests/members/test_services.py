@@ -11,6 +11,7 @@ from django.utils import timezone
 from members import errors
 from members.models import ConsentRecord, Member, MemberStatus, TermsAcceptance, User
 from members.numbers import luhn_valid
+from members.selectors import marketing_consent_granted, member_get
 from members.services import (
     confirmation_token,
     consent_set,
@@ -20,7 +21,6 @@ from members.services import (
     member_enrol,
     member_invite,
 )
-from members.selectors import marketing_consent_granted, member_get
 from tests.factories import MemberFactory, TermsVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,13 +59,17 @@ def test_enrolment_creates_a_pending_member_with_an_inactive_login(terms):
     assert marketing_consent_granted(member=member) is True
 
 
-def test_enrolment_sends_a_confirmation_email_after_commit(terms, django_capture_on_commit_callbacks):
+def test_enrolment_sends_a_confirmation_email_after_commit(
+    terms, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         member = enrol()
 
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == ["anna@example.com"]
-    assert f"/portal/confirm/{confirmation_token(member=member).split(':')[0]}" in mail.outbox[0].body
+    assert (
+        f"/portal/confirm/{confirmation_token(member=member).split(':')[0]}" in mail.outbox[0].body
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,8 +77,10 @@ def test_enrolment_sends_a_confirmation_email_after_commit(terms, django_capture
     [
         ({"email": "jan@staff.example"}, errors.ExcludedDomain),
         ({"email": "jan@shop.staff.example"}, errors.ExcludedDomain),
-        ({"birth_date": timezone.localdate().replace(year=timezone.localdate().year - 15)},
-         errors.TooYoung),
+        (
+            {"birth_date": timezone.localdate().replace(year=timezone.localdate().year - 15)},
+            errors.TooYoung,
+        ),
         ({"birth_date": None}, errors.BirthDateRequired),
         ({"accepted_terms": False}, errors.TermsNotAccepted),
         ({"email": "not-an-address"}, errors.InvalidEmail),
@@ -101,7 +107,11 @@ def test_enrolling_an_address_that_is_already_a_member_is_refused_in_any_case(te
 
 def test_the_member_is_exactly_16_on_the_birthday(terms):
     today = timezone.localdate()
-    sixteen_today = today.replace(year=today.year - 16) if not (today.month == 2 and today.day == 29) else today.replace(year=today.year - 16, day=28)
+    sixteen_today = (
+        today.replace(year=today.year - 16)
+        if not (today.month == 2 and today.day == 29)
+        else today.replace(year=today.year - 16, day=28)
+    )
 
     member = enrol(birth_date=sixteen_today)
 

@@ -9,13 +9,19 @@ from tests.factories import TermsVersionFactory
 
 
 @pytest.mark.celery_worker
-def test_the_confirmation_email_is_sent_by_the_worker_in_the_members_language(program,
-                                                                              celery_worker,
-                                                                              smtp_sink):
+def test_the_confirmation_email_is_sent_by_the_worker_in_the_members_language(
+    program, celery_worker, smtp_sink
+):
     TermsVersionFactory()
 
-    member = member_enrol(email="eva@example.com", first_name="Eva", birth_date=dt.date(1990, 1, 1),
-                          language="nl", password="a-long-secret-phrase", accepted_terms=True)
+    member = member_enrol(
+        email="eva@example.com",
+        first_name="Eva",
+        birth_date=dt.date(1990, 1, 1),
+        language="nl",
+        password="a-long-secret-phrase",
+        accepted_terms=True,
+    )
 
     [message] = smtp_sink.wait_for(1)
     assert message["To"] == "eva@example.com"

@@ -61,10 +61,10 @@ def test_enrolling_creates_a_pending_member_and_mails_a_confirmation_link(
         ({"password2": "something-else-entirely"}, "password2", "differ"),
     ],
 )
-def test_a_refused_enrolment_shows_the_reason_and_creates_nothing(client, terms, change, field,
-                                                                  fragment):
-    response = client.post(reverse("members:enrol"), {**ENROL, **change},
-                           HTTP_ACCEPT_LANGUAGE="en")
+def test_a_refused_enrolment_shows_the_reason_and_creates_nothing(
+    client, terms, change, field, fragment
+):
+    response = client.post(reverse("members:enrol"), {**ENROL, **change}, HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -86,8 +86,9 @@ def test_enrolling_with_an_address_that_is_taken_is_a_form_error(client, terms):
 def test_an_invitation_link_prefills_the_form(client, terms):
     invitation = member_invite(email="kees@example.com", first_name="Kees", language="en")
 
-    response = client.get(reverse("members:enrol"),
-                          {"invitation": invitation_token(member=invitation.member)})
+    response = client.get(
+        reverse("members:enrol"), {"invitation": invitation_token(member=invitation.member)}
+    )
 
     form = response.context["form"]
     assert form.initial["email"] == "kees@example.com"
@@ -112,8 +113,7 @@ def test_an_expired_confirmation_link_offers_a_new_one_and_changes_nothing(clien
 
     later = timezone.now() + dt.timedelta(seconds=settings.MEMBER_CONFIRMATION_MAX_AGE + 1)
     with time_machine.travel(later):
-        response = client.get(reverse("members:confirm", args=[token]),
-                              HTTP_ACCEPT_LANGUAGE="en")
+        response = client.get(reverse("members:confirm", args=[token]), HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 400
     assert b"expired" in response.content
@@ -125,8 +125,9 @@ def test_an_expired_confirmation_link_offers_a_new_one_and_changes_nothing(clien
 def test_a_tampered_confirmation_link_is_refused(client, terms):
     member = MemberWithLoginFactory(status=MemberStatus.PENDING, enrolled_at=None)
 
-    response = client.get(reverse("members:confirm", args=[confirmation_token(member=member)
-                                                           + "x"]))
+    response = client.get(
+        reverse("members:confirm", args=[confirmation_token(member=member) + "x"])
+    )
 
     assert response.status_code == 400
     member.refresh_from_db()
@@ -144,16 +145,18 @@ def test_asking_for_a_new_link_answers_the_same_for_unknown_addresses(
         unknown = client.post(url, {"email": "nobody@example.com"}, follow=True)
 
     assert [str(m) for m in known.context["messages"]] == [
-        str(m) for m in unknown.context["messages"]]
+        str(m) for m in unknown.context["messages"]
+    ]
     assert [m["To"] for m in smtp_sink.wait_for(1)] == ["wait@example.com"]
 
 
 def test_logging_in_switches_to_the_members_language(client, program):
     MemberWithLoginFactory(email="lid@example.com", language="nl")
 
-    response = client.post(reverse("members:login"),
-                           {"username": "LID@example.com",
-                            "password": "correct-horse-battery-staple"})
+    response = client.post(
+        reverse("members:login"),
+        {"username": "LID@example.com", "password": "correct-horse-battery-staple"},
+    )
 
     assert response.status_code == 302
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "nl"
@@ -180,7 +183,9 @@ def test_password_reset_mails_a_working_link(client, program, smtp_sink):
     path = link.split("testserver", 1)[1]
     form_page = client.get(path, follow=True)
     assert form_page.context["validlink"] is True
-    done = client.post(form_page.redirect_chain[-1][0], {
-        "new_password1": "a-brand-new-secret-9", "new_password2": "a-brand-new-secret-9"})
+    done = client.post(
+        form_page.redirect_chain[-1][0],
+        {"new_password1": "a-brand-new-secret-9", "new_password2": "a-brand-new-secret-9"},
+    )
     assert done.status_code == 302
     assert client.login(username="vergeten@example.com", password="a-brand-new-secret-9")

@@ -1,0 +1,572 @@
+"""The program core in the back office: settings, partners, tiers, earning rules, purchases,
+the read-only ledger, staff point adjustments and the KPI page."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from members.admin import MemberAdmin, ReadOnlyInline
+from members.models import Member
+
+from . import services
+from .earning import LineInput, earning_calculate
+from .errors import ApplicationError
+from .forms import AdjustPointsForm, EarningDryRunForm, RefundForm
+from .kpis import program_kpis
+from .models import (
+    ConsistencyCheck,
+    EarningRule,
+    LedgerEntry,
+    Partner,
+    ProgramSettings,
+    Purchase,
+    PurchaseLine,
+    Refund,
+    Tier,
+    TierChange,
+)
+
+LEDGER_INLINE_ROWS = 20
+
+
+def _admin_context(request: HttpRequest, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def _show_error(form, error: ApplicationError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, str(error.message))
+
+
+# --- program settings (a singleton) --------------------------------------------------------
+
+
+@admin.register(ProgramSettings)
+class ProgramSettingsAdmin(admin.ModelAdmin):
+    fieldsets = (
+        (
+            _("Basic concept"),
+            {
+                "fields": (
+                    "name",
+                    "points_name",
+                    "points_per_euro",
+                    "point_value_eur",
+                    "points_expiry_months",
+                )
+            },
+        ),
+        (_("Tiers"), {"fields": ("tier_basis", "tier_grace_months")}),
+        (_("Participation"), {"fields": ("minimum_age", "excluded_domains")}),
+        (_("House style"), {"fields": ("primary_color", "accent_color", "logo")}),
+        (
+            _("Objectives"),
+            {
+                "fields": (
+                    "target_active_members",
+                    "target_purchases_per_member",
+                    "target_spend_per_member",
+                    "target_redemption_rate",
+                )
+            },
+        ),
+    )
+
+    def has_add_permission(self, request) -> bool:
+        return not ProgramSettings.objects.exists() and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        settings_row = ProgramSettings.load()
+        return HttpResponseRedirect(
+            reverse("admin:loyalty_programsettings_change", args=[settings_row.pk])
+        )
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "is_active", "contact_email", "created_at"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["name", "contact_email"]
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["name", "rank", "threshold", "multiplier", "colour_swatch"]
+    ordering = ["rank"]
+
+    @admin.display(description=_("colour"))
+    def colour_swatch(self, tier: Tier) -> str:
+        return format_html(
+            '<span style="display:inline-block;width:1.2em;height:1.2em;'
+            'border-radius:50%;background:{}"></span> {}',
+            tier.color,
+            tier.color,
+        )
+
+
+# --- earning rules with a dry run ----------------------------------------------------------
+
+
+@admin.register(EarningRule)
+class EarningRuleAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "multiplier",
+        "tier",
+        "channel",
+        "product_category",
+        "valid_from",
+        "valid_until",
+        "priority",
+        "is_active",
+    ]
+    list_filter = ["is_active", "channel", "tier"]
+    search_fields = ["name", "product_category"]
+    list_select_related = ["tier"]
+    change_list_template = "admin/loyalty/earningrule/change_list.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "dry-run/",
+                self.admin_site.admin_view(self.dry_run_view),
+                name="loyalty_earningrule_dry_run",
+            )
+        ] + super().get_urls()
+
+    def dry_run_view(self, request: HttpRequest) -> HttpResponse:
+        """What a purchase would earn under the current rules; writes nothing."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = EarningDryRunForm(request.POST or None)
+        breakdown = None
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                amount = services.money(data["amount"])
+                lines = [
+                    LineInput(amount=services.money(line["amount"]), category=line["category"])
+                    for line in data["lines"]
+                ]
+                if lines and sum(line.amount for line in lines) != amount:
+                    form.add_error(
+                        "lines",
+                        _("The lines add up to %(sum)s, not %(amount)s.")
+                        % {"sum": sum(line.amount for line in lines), "amount": amount},
+                    )
+                else:
+                    breakdown = earning_calculate(
+                        amount=amount,
+                        channel=data["channel"],
+                        at=data["at"],
+                        tier=data["tier"],
+                        lines=lines,
+                    )
+            except ApplicationError as error:
+                _show_error(form, error)
+        return render(
+            request,
+            "admin/loyalty/earningrule/dry_run.html",
+            _admin_context(
+                request, _("Earning dry run"), form=form, breakdown=breakdown, opts=self.model._meta
+            ),
+        )
+
+
+# --- purchases and refunds -----------------------------------------------------------------
+
+
+class PurchaseLineInline(ReadOnlyInline):
+    model = PurchaseLine
+    fields = ["product_code", "description", "category", "quantity", "amount"]
+    readonly_fields = fields
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = [
+        "created_at",
+        "external_id",
+        "amount",
+        "points_reversed",
+        "points_not_recovered",
+        "created_by",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(Purchase)
+class PurchaseAdmin(admin.ModelAdmin):
+    list_display = [
+        "external_id",
+        "partner",
+        "member",
+        "amount",
+        "refunded_amount",
+        "points_earned",
+        "channel",
+        "store",
+        "purchased_at",
+    ]
+    list_filter = ["partner", "channel", "purchased_at"]
+    search_fields = ["=external_id", "member__email", "=member__member_number", "store"]
+    list_select_related = ["partner", "member"]
+    date_hierarchy = "purchased_at"
+    inlines = [PurchaseLineInline, RefundInline]
+    readonly_fields = [
+        "partner",
+        "external_id",
+        "member",
+        "amount",
+        "purchased_at",
+        "channel",
+        "store",
+        "points_earned",
+        "refunded_amount",
+        "points_reversed",
+        "breakdown",
+        "created_at",
+    ]
+    exclude = ["earning_breakdown"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False  # purchases come from partners (API, POS); staff refund them
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("how the points were computed"))
+    def breakdown(self, purchase: Purchase) -> str:
+        data = purchase.earning_breakdown or {}
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>x{}</td><td>{}</td></tr>",
+            (
+                (
+                    line["amount"],
+                    line["category"] or "—",
+                    line["rule"] or "—",
+                    line["rule_multiplier"],
+                    line["points"],
+                )
+                for line in data.get("lines", [])
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>"
+            "</thead><tbody>{}</tbody></table><p>{}: {} · {}: {} (x{}) · {}: <b>{}</b></p>",
+            _("amount"),
+            _("category"),
+            _("rule"),
+            _("multiplier"),
+            _("points"),
+            rows,
+            _("base rate"),
+            data.get("base_rate", ""),
+            _("tier"),
+            data.get("tier") or "—",
+            data.get("tier_multiplier", ""),
+            _("total"),
+            data.get("points", ""),
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/refund/",
+                self.admin_site.admin_view(self.refund_view),
+                name="loyalty_purchase_refund",
+            )
+        ] + super().get_urls()
+
+    def refund_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        purchase = get_object_or_404(Purchase.objects.select_related("member", "partner"), pk=pk)
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                refund = services.purchase_refund(
+                    purchase=purchase, created_by=request.user, **form.cleaned_data
+                )
+            except ApplicationError as error:
+                _show_error(form, error)
+            else:
+                self.message_user(
+                    request,
+                    _("Refunded %(amount)s EUR; %(points)d points reversed.")
+                    % {"amount": refund.amount, "points": refund.points_reversed},
+                    messages.SUCCESS,
+                )
+                if refund.points_not_recovered:
+                    self.message_user(
+                        request,
+                        _("%(points)d points had already been spent and could not be reversed.")
+                        % {"points": refund.points_not_recovered},
+                        messages.WARNING,
+                    )
+                return HttpResponseRedirect(
+                    reverse("admin:loyalty_purchase_change", args=[purchase.pk])
+                )
+        return render(
+            request,
+            "admin/loyalty/purchase/refund.html",
+            _admin_context(
+                request,
+                _("Refund purchase %(id)s") % {"id": purchase.external_id},
+                form=form,
+                purchase=purchase,
+                opts=self.model._meta,
+                refundable=purchase.amount - purchase.refunded_amount,
+            ),
+        )
+
+
+# --- the ledger: read-only everywhere ------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "member",
+        "kind",
+        "points",
+        "balance_after",
+        "reason",
+        "source",
+        "created_by",
+        "expires_at",
+        "remaining_points",
+    ]
+    list_filter = ["kind", "source", "created_at"]
+    search_fields = ["account__member__email", "=account__member__member_number", "reason"]
+    list_select_related = ["account__member", "created_by"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description=_("member"), ordering="account__member")
+    def member(self, entry: LedgerEntry) -> Member:
+        return entry.account.member
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(ReadOnlyAdmin):
+    list_display = ["changed_at", "account", "from_tier", "to_tier", "figure", "reason"]
+    list_filter = ["reason", "to_tier"]
+    list_select_related = ["account", "from_tier", "to_tier"]
+
+
+@admin.register(ConsistencyCheck)
+class ConsistencyCheckAdmin(ReadOnlyAdmin):
+    list_display = ["ran_at", "accounts_checked", "mismatch_total", "result"]
+    readonly_fields = ["ran_at", "accounts_checked", "mismatches"]
+    change_list_template = "admin/loyalty/consistencycheck/change_list.html"
+
+    @admin.display(description=_("mismatches"))
+    def mismatch_total(self, check: ConsistencyCheck) -> int:
+        return check.mismatch_count
+
+    @admin.display(description=_("result"), boolean=True)
+    def result(self, check: ConsistencyCheck) -> bool:
+        return check.mismatch_count == 0
+
+    def get_urls(self):
+        return [
+            path(
+                "run/",
+                self.admin_site.admin_view(self.run_view),
+                name="loyalty_consistencycheck_run",
+            )
+        ] + super().get_urls()
+
+    def run_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST" or not self.has_view_permission(request):
+            raise PermissionDenied
+        check = services.ledger_consistency_check()
+        if check.mismatch_count:
+            self.message_user(
+                request,
+                _(
+                    "%(count)d accounts differ from their ledger. Nothing "
+                    "was changed; see the check for details."
+                )
+                % {"count": check.mismatch_count},
+                messages.ERROR,
+            )
+        else:
+            self.message_user(
+                request,
+                _("All %(count)d balances equal their ledger.") % {"count": check.accounts_checked},
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:loyalty_consistencycheck_changelist"))
+
+
+# --- the member page: points, tier, ledger and adjustments ---------------------------------
+
+
+class TierFilter(admin.SimpleListFilter):
+    title = _("tier")
+    parameter_name = "tier"
+
+    def lookups(self, request, model_admin):
+        return [(str(tier.pk), tier.name) for tier in Tier.objects.order_by("rank")] + [
+            ("none", _("No tier"))
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "none":
+            return queryset.filter(points_account__tier__isnull=True)
+        if self.value():
+            return queryset.filter(points_account__tier_id=self.value())
+        return queryset
+
+
+@admin.display(description=_("points"), ordering="points_account__balance")
+def member_balance(member: Member) -> int:
+    account = getattr(member, "points_account", None)
+    return account.balance if account else 0
+
+
+@admin.display(description=_("tier"), ordering="points_account__tier__rank")
+def member_tier(member: Member) -> str:
+    account = getattr(member, "points_account", None)
+    return account.tier.name if account and account.tier else "—"
+
+
+def adjust_points_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A staff correction with a mandatory reason; needs members.adjust_points."""
+    if not request.user.has_perm("members.adjust_points"):
+        raise PermissionDenied
+    member = get_object_or_404(Member, pk=pk)
+    form = AdjustPointsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            entry = services.points_adjust(
+                member=member, staff_user=request.user, **form.cleaned_data
+            )
+        except ApplicationError as error:
+            _show_error(form, error)
+        else:
+            messages.success(
+                request,
+                _("%(points)+d points; the balance is now %(balance)d.")
+                % {"points": entry.points, "balance": entry.balance_after},
+            )
+            return HttpResponseRedirect(reverse("admin:members_member_change", args=[member.pk]))
+    from .selectors import member_balance as balance_of
+
+    return render(
+        request,
+        "admin/loyalty/adjust_points.html",
+        _admin_context(
+            request,
+            _("Adjust points of %(member)s") % {"member": member},
+            form=form,
+            member=member,
+            balance=balance_of(member=member),
+            opts=Member._meta,
+        ),
+    )
+
+
+class MemberPointsAdminPart:
+    """Loyalty's part of the member admin, attached to members' MemberAdmin at import."""
+
+    @staticmethod
+    def attach(member_admin: type[MemberAdmin]) -> None:
+        member_admin.list_display = [*member_admin.list_display, member_balance, member_tier]
+        member_admin.list_filter = [*member_admin.list_filter, TierFilter]
+        member_admin.list_select_related = [
+            *member_admin.list_select_related,
+            "points_account__tier",
+        ]
+        member_admin.change_form_template = "admin/members/member/change_form.html"
+        original_get_urls = member_admin.get_urls
+
+        def get_urls(self):
+            return [
+                path(
+                    "<int:pk>/adjust-points/",
+                    self.admin_site.admin_view(adjust_points_view),
+                    name="members_member_adjust_points",
+                )
+            ] + original_get_urls(self)
+
+        member_admin.get_urls = get_urls  # type: ignore[method-assign]
+        original_change_view = member_admin.change_view
+
+        def change_view(self, request, object_id, form_url="", extra_context=None):
+            member = self.get_object(request, object_id)
+            extra = dict(extra_context or {})
+            if member is not None:
+                from .selectors import account_for_member, ledger_for_member
+
+                extra.update(
+                    points_account=account_for_member(member=member),
+                    ledger_entries=list(ledger_for_member(member=member)[:LEDGER_INLINE_ROWS]),
+                    can_adjust_points=request.user.has_perm("members.adjust_points"),
+                )
+            return original_change_view(self, request, object_id, form_url, extra)
+
+        member_admin.change_view = change_view  # type: ignore[method-assign]
+
+
+MemberPointsAdminPart.attach(MemberAdmin)
+
+
+# --- the KPI page --------------------------------------------------------------------------
+
+
+def kpi_view(request: HttpRequest) -> HttpResponse:
+    report = program_kpis()
+    charts = {
+        "months": report.months,
+        "issued": report.points_issued,
+        "redeemed": report.points_redeemed,
+        "expired": report.points_expired,
+        "active": report.active_members,
+        "spend": report.spend,
+        "new_members": report.new_members,
+    }
+    return render(
+        request,
+        "admin/loyalty/kpis.html",
+        _admin_context(request, _("Program KPIs"), report=report, charts=charts),
+    )
+
+
+_original_get_urls = admin.site.get_urls
+
+
+def _site_urls():
+    return [path("kpis/", admin.site.admin_view(kpi_view), name="kpis")] + _original_get_urls()
+
+
+admin.site.get_urls = _site_urls  # type: ignore[method-assign]
+admin.site.site_header = _("Loyalty back office")
+admin.site.site_title = _("Loyalty back office")
+admin.site.index_title = _("Program management")

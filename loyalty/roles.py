@@ -1,0 +1,47 @@
+"""The back-office roles. A data migration creates the groups; this keeps their permissions
+complete after every migrate, so models added later join the Program manager role too."""
+
+from __future__ import annotations
+
+PROGRAM_MANAGER = "Program manager"
+SUPPORT_AGENT = "Support agent"
+
+MANAGER_APPS = ("members", "loyalty", "segmentation", "rewards", "campaigns", "django_celery_beat")
+SUPPORT_PERMISSIONS = (
+    ("members", "view_member"),
+    ("members", "change_member"),
+    ("members", "adjust_points"),
+    ("members", "view_consentrecord"),
+    ("members", "view_invitation"),
+    ("members", "view_termsversion"),
+    ("loyalty", "view_ledgerentry"),
+    ("loyalty", "view_purchase"),
+    ("loyalty", "view_pointsaccount"),
+    ("loyalty", "view_partner"),
+    ("loyalty", "view_tier"),
+    ("loyalty", "view_tierchange"),
+)
+
+
+def sync_role_permissions(group_model, permission_model) -> None:
+    """Give each role exactly its permissions (idempotent)."""
+    from django.db.models import Q
+
+    manager, _created = group_model.objects.get_or_create(name=PROGRAM_MANAGER)
+    manager.permissions.set(
+        permission_model.objects.filter(
+            Q(content_type__app_label__in=MANAGER_APPS)
+            | Q(content_type__app_label="members", codename="view_user")
+        )
+    )
+    support, _created = group_model.objects.get_or_create(name=SUPPORT_AGENT)
+    wanted = Q(pk__in=[])
+    for app_label, codename in SUPPORT_PERMISSIONS:
+        wanted |= Q(content_type__app_label=app_label, codename=codename)
+    support.permissions.set(permission_model.objects.filter(wanted))
+
+
+def sync_after_migrate(sender, **kwargs) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    sync_role_permissions(Group, Permission)

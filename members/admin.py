@@ -1,0 +1,326 @@
+"""The members part of the back office: members, logins, invitations, terms and consent.
+
+Points, tiers and the ledger belong to `loyalty`, which `members` may not import; loyalty's
+admin adds its columns, filter, inline and actions to MemberAdmin below when it is loaded.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from loyalty.errors import ApplicationError
+
+from . import services
+from .models import (
+    ConsentRecord,
+    Invitation,
+    InvitationImport,
+    JobStatus,
+    Language,
+    Member,
+    TermsVersion,
+    User,
+)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "last_login"]
+    search_fields = ["email", "first_name", "last_name"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "groups"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        (_("Personal info"), {"fields": ("first_name", "last_name")}),
+        (
+            _("Permissions"),
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "password1", "password2", "is_staff", "groups"),
+            },
+        ),
+    )
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ConsentRecordInline(ReadOnlyInline):
+    model = ConsentRecord
+    fields = ["recorded_at", "channel", "granted", "source", "terms_version"]
+    readonly_fields = fields
+    ordering = ["-recorded_at", "-pk"]
+    verbose_name_plural = _("consent history")
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("E-mail address"))
+    first_name = forms.CharField(label=_("First name"), required=False, max_length=150)
+    last_name = forms.CharField(label=_("Last name"), required=False, max_length=150)
+    language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = ["member_number", "full_name", "email", "status", "language", "enrolled_at"]
+    list_display_links = ["member_number", "full_name"]
+    search_fields = ["=member_number", "email", "first_name", "last_name"]
+    list_filter = ["status", "enrolment_source", "language", "enrolled_at"]
+    list_select_related: list[str] = []
+    readonly_fields = ["member_number", "created_at", "enrolled_at", "enrolment_source", "user"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "member_number",
+                    "status",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "birth_date",
+                    "language",
+                )
+            },
+        ),
+        (_("Enrolment"), {"fields": ("enrolment_source", "enrolled_at", "created_at", "user")}),
+    )
+    inlines: list = [ConsentRecordInline]
+    actions = ["resend_confirmation"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False  # counting 1M members on every page costs more than it helps
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # members are erased (GDPR), never deleted: the ledger keeps its owner
+
+    @admin.display(description=_("name"), ordering="last_name")
+    def full_name(self, member: Member) -> str:
+        return member.full_name
+
+    @admin.action(description=_("Resend the confirmation e-mail"), permissions=["change"])
+    def resend_confirmation(self, request: HttpRequest, queryset) -> None:
+        sent, refused = 0, []
+        for member in queryset:
+            try:
+                with transaction.atomic():
+                    services.member_confirmation_resend(member=member)
+                sent += 1
+            except ApplicationError as error:
+                refused.append(f"{member.member_number}: {error.message}")
+        if sent:
+            self.message_user(
+                request,
+                _("%(count)d confirmation e-mail(s) sent.") % {"count": sent},
+                messages.SUCCESS,
+            )
+        for line in refused:
+            self.message_user(request, line, messages.ERROR)
+
+    def get_urls(self):
+        custom = [
+            path(
+                "invite/",
+                self.admin_site.admin_view(self.invite_view),
+                name="members_member_invite",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def invite_view(self, request: HttpRequest):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = InviteForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                invitation = services.member_invite(invited_by=request.user, **form.cleaned_data)
+            except ApplicationError as error:
+                form.add_error(
+                    error.field if error.field in form.fields else None, str(error.message)
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("Invitation sent to %(email)s.") % {"email": invitation.member.email},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:members_member_change", args=[invitation.member.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": _("Invite a customer"),
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/members/member/invite.html", context)
+
+
+@admin.register(TermsVersion)
+class TermsVersionAdmin(admin.ModelAdmin):
+    list_display = ["version", "published_at"]
+    search_fields = ["version"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # acceptances and consents refer to the versions
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(admin.ModelAdmin):
+    list_display = ["member", "channel", "granted", "source", "recorded_at", "terms_version"]
+    list_filter = ["channel", "granted", "source"]
+    search_fields = ["member__email", "=member__member_number"]
+    list_select_related = ["member", "terms_version"]
+    date_hierarchy = "recorded_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["member", "invited_by", "created_at", "sent_at", "accepted_at"]
+    list_filter = [("accepted_at", admin.EmptyFieldListFilter), "sent_at"]
+    search_fields = ["member__email", "=member__member_number"]
+    list_select_related = ["member", "invited_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class InvitationImportForm(forms.ModelForm):
+    class Meta:
+        model = InvitationImport
+        fields = ["file"]
+        help_texts = {
+            "file": _(
+                "A CSV with a header row: email, first_name, last_name, "
+                "language (nl or en). One invitation per row."
+            )
+        }
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(".csv"):
+            raise forms.ValidationError(_("Upload a .csv file."))
+        if upload.size > 20 * 1024 * 1024:
+            raise forms.ValidationError(_("The file is larger than 20 MB."))
+        return upload
+
+
+@admin.register(InvitationImport)
+class InvitationImportAdmin(admin.ModelAdmin):
+    form = InvitationImportForm
+    list_display = [
+        "__str__",
+        "status",
+        "progress",
+        "created_rows",
+        "error_count",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status"]
+    readonly_fields = [
+        "status",
+        "progress",
+        "total_rows",
+        "processed_rows",
+        "created_rows",
+        "created_by",
+        "created_at",
+        "finished_at",
+        "error_report",
+    ]
+    change_form_template = "admin/members/invitationimport/change_form.html"
+
+    def get_fields(self, request, obj=None):
+        return ["file"] if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or super().has_change_permission(request, obj)
+
+    @admin.display(description=_("progress"))
+    def progress(self, job: InvitationImport) -> str:
+        return format_html(
+            '<progress max="100" value="{0}" aria-label="{1}"></progress> {0}%',
+            job.progress_percent,
+            _("progress"),
+        )
+
+    @admin.display(description=_("errors"))
+    def error_count(self, job: InvitationImport) -> int:
+        return len(job.errors)
+
+    @admin.display(description=_("row errors"))
+    def error_report(self, job: InvitationImport):
+        if not job.errors:
+            return _("None")
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((e["row"], e["email"], e["error"]) for e in job.errors),
+        )
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            _("row"),
+            _("e-mail"),
+            _("error"),
+            rows,
+        )
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            return
+        from .tasks import run_invitation_import
+
+        obj.created_by = request.user
+        obj.status = JobStatus.QUEUED
+        obj.save()
+        transaction.on_commit(lambda: run_invitation_import.delay(obj.pk))
+
+    def response_add(self, request, obj, post_url_continue=None):
+        self.message_user(
+            request, _("The import has started; this page shows its progress."), messages.SUCCESS
+        )
+        return HttpResponseRedirect(reverse("admin:members_invitationimport_change", args=[obj.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)
+        extra = {
+            "auto_refresh": job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        }
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
