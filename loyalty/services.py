@@ -17,8 +17,9 @@ from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from members.errors import MemberNotActive
 from members.models import Member, MemberStatus, User
@@ -73,6 +74,14 @@ def money(value: Decimal | str | int | float) -> Decimal:
     if amount >= Decimal("10000000000"):
         raise InvalidAmount(_("The amount is too large."))
     return amount
+
+
+def _in_member_language(member_id: int, message: str, **params: object) -> str:
+    """A ledger reason written in the member's language: the portal shows it as stored."""
+    language = Member.objects.filter(pk=member_id).values_list("language", flat=True).first()
+    with translation.override(language or None):
+        text = _(message)
+    return text % params if params else text
 
 
 # --- the ledger ----------------------------------------------------------------------------
@@ -149,7 +158,7 @@ def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry
         kind=EntryKind.EXPIRE,
         points=-expired,
         balance_after=account.balance,
-        reason=_("Points expired"),
+        reason=_in_member_language(account.member_id, gettext_noop("Points expired")),
         source=EntrySource.SYSTEM,
         created_at=now,
     )
@@ -440,7 +449,9 @@ def _earn_for_purchase(*, purchase: Purchase, member: Member, lines: list[LineIn
             account=account,
             points=breakdown.points,
             kind=EntryKind.EARN,
-            reason=_("Purchase %(id)s") % {"id": purchase.external_id},
+            reason=_in_member_language(
+                member.pk, gettext_noop("Purchase %(id)s"), id=purchase.external_id
+            ),
             source=EntrySource.PURCHASE,
             purchase=purchase,
         )
@@ -504,7 +515,11 @@ def purchase_refund(
             account=account,
             points=recoverable,
             kind=EntryKind.REVERSAL,
-            reason=_("Refund of purchase %(id)s") % {"id": purchase.external_id},
+            reason=_in_member_language(
+                purchase.member_id,
+                gettext_noop("Refund of purchase %(id)s"),
+                id=purchase.external_id,
+            ),
             source=EntrySource.REFUND,
             purchase=purchase,
             refund=refund,

@@ -19,6 +19,12 @@ from tests.factories import EarningRuleFactory, PartnerFactory, TierFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 def balance(member) -> int:
     return PointsAccount.objects.get(member=member).balance
 

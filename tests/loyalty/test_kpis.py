@@ -17,6 +17,12 @@ from tests.factories import MemberFactory, PartnerFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 @pytest.fixture
 def activity(program):
     program.target_active_members = 2

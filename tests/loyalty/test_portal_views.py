@@ -11,6 +11,13 @@ from tests.factories import MemberWithLoginFactory, PartnerFactory, TierFactory
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 PASSWORD = "correct-horse-battery-staple"
 
 

@@ -10,6 +10,12 @@ from tests.factories import MemberFactory, StaffUserFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 @pytest.fixture
 def support_client(client, program):
     agent = StaffUserFactory()

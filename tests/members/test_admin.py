@@ -13,6 +13,12 @@ from tests.factories import MemberFactory, PartnerFactory, TierFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 def test_members_are_found_by_member_number_and_by_email(admin_client, program):
     anna = MemberFactory(email="anna@example.com")
     MemberFactory(email="bert@example.com")
