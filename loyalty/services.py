@@ -610,14 +610,53 @@ def tier_recalculate(
 
 
 def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
-    """The nightly run: every account that has a tier or could reach one; returns changes."""
+    """The nightly run; returns the number of tier changes.
+
+    One grouped query finds every member's rolling figure; only the accounts whose tier
+    should move are then locked and changed, each in its own short transaction (the change
+    is re-checked under the lock, so a purchase in between is respected).
+    """
+    now = now or timezone.now()
+    program = ProgramSettings.load()
     tiers = list(Tier.objects.order_by("rank"))
+    since = now - relativedelta(months=12)
+    if program.tier_basis == TierBasis.POINTS:
+        figures = dict(
+            LedgerEntry.objects.filter(
+                created_at__gt=since,
+                created_at__lte=now,
+                kind__in=[EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL],
+                source__in=[EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN],
+            )
+            .values("account__member_id")
+            .annotate(total=Sum("points"))
+            .values_list("account__member_id", "total")
+        )
+    else:
+        figures = dict(
+            Purchase.objects.filter(purchased_at__gt=since, purchased_at__lte=now)
+            .values("member_id")
+            .annotate(total=Sum(F("amount") - F("refunded_amount")))
+            .values_list("member_id", "total")
+        )
     changes = 0
-    account_ids = PointsAccount.objects.order_by("pk").values_list("pk", flat=True)
-    for account_id in account_ids.iterator(chunk_size=2000):
+    accounts = PointsAccount.objects.order_by("pk").values_list(
+        "pk", "member_id", "tier__rank", "tier_kept_until"
+    )
+    for account_id, member_id, rank, kept_until in accounts.iterator(chunk_size=10_000):
+        target = qualifying_tier(Decimal(figures.get(member_id) or 0), tiers)
+        target_rank = target.rank if target else -1
+        current_rank = rank if rank is not None else -1
+        if target_rank == current_rank or (
+            target_rank < current_rank and kept_until is not None and kept_until > now
+        ):
+            continue
         with transaction.atomic():
+            # of=("self",): lock the account only; its tier may be NULL (an outer join).
             account = (
-                PointsAccount.objects.select_for_update().select_related("tier").get(pk=account_id)
+                PointsAccount.objects.select_for_update(of=("self",))
+                .select_related("tier")
+                .get(pk=account_id)
             )
             if tier_recalculate(account=account, allow_downgrade=True, now=now, tiers=tiers):
                 changes += 1

@@ -1,12 +1,15 @@
 """Tests: fast hashing, tasks eager unless a test starts a real worker (see tests/conftest.py)."""
 
 from .base import *  # noqa: F403
+from .base import env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests that need the real worker switch eagerness off themselves.
 CELERY_TASK_ALWAYS_EAGER = True
 # The SMTP sink fixture points EMAIL_HOST/PORT at itself; the default keeps mail in memory.
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# A worker process started by the tests gets EMAIL_URL pointing at the sink instead.
+if not env.str("EMAIL_URL", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
