@@ -54,8 +54,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     migrate_seconds = time.perf_counter() - started
 
-    spec = demo.DemoSpec(seed=args.seed, members=args.members, purchases=args.purchases,
-                         lines=False)
+    spec = demo.DemoSpec(
+        seed=args.seed, members=args.members, purchases=args.purchases, lines=False
+    )
     timings = demo.seed(spec, use_copy=True)
 
     # Baseline: the same rows, bare COPY into tables with no index, key or constraint.
@@ -64,20 +65,36 @@ def main() -> None:
     baseline_started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as django_cursor:
         cursor = django_cursor.cursor
-        cursor.execute("CREATE TEMPORARY TABLE bare_purchase (id bigint, member bigint, "
-                       "amount numeric(12,2), at timestamptz, points integer) ON COMMIT DROP")
-        demo._copy_rows(cursor, "bare_purchase", [
-            ("id", "int8", p["owner"].astype("int64")), ("member", "int8", p["owner"]),
-            ("amount", "numeric", p["cents"]), ("at", "ts", p["at"]),
-            ("points", "int4", p["points"]),
-        ])
-        cursor.execute("CREATE TEMPORARY TABLE bare_ledger (account bigint, points integer, "
-                       "after integer, at timestamptz, remaining integer) ON COMMIT DROP")
-        demo._copy_rows(cursor, "bare_ledger", [
-            ("account", "int8", led["owner"]), ("points", "int4", led["points"]),
-            ("after", "int4", led["balance_after"]), ("at", "ts", led["at"]),
-            ("remaining", "int4", led["remaining"]),
-        ])
+        cursor.execute(
+            "CREATE TEMPORARY TABLE bare_purchase (id bigint, member bigint, "
+            "amount numeric(12,2), at timestamptz, points integer) ON COMMIT DROP"
+        )
+        demo._copy_rows(
+            cursor,
+            "bare_purchase",
+            [
+                ("id", "int8", p["owner"].astype("int64")),
+                ("member", "int8", p["owner"]),
+                ("amount", "numeric", p["cents"]),
+                ("at", "ts", p["at"]),
+                ("points", "int4", p["points"]),
+            ],
+        )
+        cursor.execute(
+            "CREATE TEMPORARY TABLE bare_ledger (account bigint, points integer, "
+            "after integer, at timestamptz, remaining integer) ON COMMIT DROP"
+        )
+        demo._copy_rows(
+            cursor,
+            "bare_ledger",
+            [
+                ("account", "int8", led["owner"]),
+                ("points", "int4", led["points"]),
+                ("after", "int4", led["balance_after"]),
+                ("at", "ts", led["at"]),
+                ("remaining", "int4", led["remaining"]),
+            ],
+        )
     baseline = time.perf_counter() - baseline_started
 
     check_started = time.perf_counter()
@@ -86,8 +103,10 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     rows = timings["purchase_rows"] + timings["ledger_rows"] + timings["member_rows"]
-    print(f"\nSeed of {timings['member_rows']:,} members, {timings['purchase_rows']:,} purchases,"
-          f" {timings['ledger_rows']:,} ledger entries into {args.database}")
+    print(
+        f"\nSeed of {timings['member_rows']:,} members, {timings['purchase_rows']:,} purchases,"
+        f" {timings['ledger_rows']:,} ledger entries into {args.database}"
+    )
     print(f"  migrate (not counted)         {migrate_seconds:8.1f} s")
     for name, value in timings.items():
         if isinstance(value, float):
@@ -96,8 +115,10 @@ def main() -> None:
     print(f"  baseline: bare COPY of the purchase and ledger rows {baseline:8.1f} s")
     print(f"  seed total / baseline         {timings['total'] / baseline:8.2f} x")
     print(f"  peak memory (this process)    {peak_mb:8.0f} MB")
-    print(f"  consistency check             {check_seconds:8.1f} s, "
-          f"{len(check.mismatches)} mismatches in {check.accounts_checked:,} accounts")
+    print(
+        f"  consistency check             {check_seconds:8.1f} s, "
+        f"{len(check.mismatches)} mismatches in {check.accounts_checked:,} accounts"
+    )
     target = 120.0 * args.purchases / 10_000_000
     verdict = "met" if timings["total"] <= target else "NOT met"
     print(f"  target {target:.0f} s (120 s per 10M purchases): {verdict}")

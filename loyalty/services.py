@@ -268,6 +268,8 @@ def points_debit(
     """Take points away, oldest lots first, or raise InsufficientPoints and change nothing."""
     if _whole_points(points) < 0:
         raise InvalidPoints(_("Debit a positive number of points."))
+    if not reason.strip():
+        raise ReasonRequired()
     account = account_lock(member=member)
     return _debit(
         account=account,
