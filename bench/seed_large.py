@@ -55,7 +55,11 @@ def main() -> None:
     migrate_seconds = time.perf_counter() - started
 
     spec = demo.DemoSpec(
-        seed=args.seed, members=args.members, purchases=args.purchases, lines=False
+        seed=args.seed,
+        members=args.members,
+        purchases=args.purchases,
+        lines=False,
+        monthly_lots=True,
     )
     timings = demo.seed(spec, use_copy=True)
 

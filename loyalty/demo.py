@@ -174,6 +174,7 @@ class DemoSpec:
     purchases: int | None = None  # default: about 10 per member
     now: dt.datetime | None = None
     lines: bool = True  # purchase lines with categories (off at benchmark volume)
+    monthly_lots: bool = False  # one earn entry per member per 30 days (benchmark volume)
 
 
 @dataclass
@@ -397,6 +398,7 @@ def generate_in_stages(
             purchase=purchase,
             status=status,
             with_adjustments=spec.lines,
+            monthly_lots=spec.monthly_lots,
         )
         balance = np.bincount(ledger["owner"], weights=ledger["points"], minlength=count)
         data.ledger = ledger
@@ -417,11 +419,7 @@ def generate(
     *,
     program: ProgramSettings | None = None,
 ) -> DemoData:
-    """All demo data: purchases first, then the ledger and accounts that follow from them.
-
-    (Generating the ledger while the purchases already load was measured slower on 2 cores:
-    both compete for the same CPUs.)
-    """
+    """All demo data: purchases first, then the ledger and accounts that follow from them."""
     _data, finish = generate_in_stages(spec, program=program)
     return finish()
 
@@ -433,7 +431,14 @@ def _owner_time_key(owner: np.ndarray, at: np.ndarray, origin: int) -> np.ndarra
 
 
 def _ledger(
-    rng, *, count: int, now_us: int, purchase: dict, status: np.ndarray, with_adjustments: bool
+    rng,
+    *,
+    count: int,
+    now_us: int,
+    purchase: dict,
+    status: np.ndarray,
+    with_adjustments: bool,
+    monthly_lots: bool = False,
 ) -> dict[str, np.ndarray]:
     """Earn, reversal, redemption, adjustment and expiry entries with consistent lots."""
     owner, at, points = purchase["owner"], purchase["at"], purchase["points"]
@@ -463,6 +468,22 @@ def _ledger(
     entries_kind.append(np.full(int(has_reversal.sum()), 5))
     entries_purchase.append(earn_index[has_reversal])
     entries_expires.append(np.full(int(has_reversal.sum()), -1))
+
+    if monthly_lots:
+        # Benchmark volume: one earn entry (one lot) per member per 30 days of purchases,
+        # dated at the first of them; the reversals above still name their purchase.
+        bucket = (lot_at - (int(lot_at.min()) if len(lot_at) else 0)) // (30 * DAY_US)
+        key = lot_owner * 4096 + bucket
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+        lot_points = np.add.reduceat(lot_points, starts) if len(key) else lot_points
+        lot_remaining = np.add.reduceat(lot_remaining, starts) if len(key) else lot_remaining
+        lot_owner, lot_at = lot_owner[starts], lot_at[starts]
+        lot_expires = lot_at + EXPIRY_US
+        lot_kind = np.full(len(lot_points), 0)
+        entries_owner[0], entries_at[0], entries_points[0] = lot_owner, lot_at, lot_points
+        entries_kind[0] = np.full(len(lot_points), 0)
+        entries_purchase[0] = np.full(len(lot_points), -1)
+        entries_expires[0] = lot_expires
 
     # Staff adjustments: a goodwill credit for about 1% of members (embedded demo only).
     if with_adjustments:
@@ -543,7 +564,7 @@ def _ledger(
     entries_expires.append(np.full(len(expiring), -1))
 
     # Remaining per credit entry: map the (sorted) lots back to the earn/adjust entries.
-    earn_count = int(earning.sum())
+    earn_count = len(entries_points[0])
     remaining_by_lot = np.empty_like(lot_remaining)
     remaining_by_lot[order] = lot_remaining
     entries_remaining = [
@@ -594,6 +615,7 @@ SOURCE_BY_KIND = [
     EntrySource.SYSTEM,
     EntrySource.REFUND,
 ]
+MONTHLY_EARN_REASON = "Aankopen van de maand"
 REASON_BY_KIND = [
     "Aankoop {id}",
     "Beloning ingewisseld",
@@ -1055,9 +1077,13 @@ def write_copy(
     partners: list[Partner],
     tiers: list[Tier],
     terms: TermsVersion | None,
+    finish: Callable[[], DemoData] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, float]:
     """Load the generated data with binary COPY, two database connections in parallel.
+
+    With `finish` (see generate_in_stages) the purchases start loading while the ledger is
+    still being generated: the members-and-ledger connection has time to spare.
 
     Purchases load on one connection while members, accounts and the ledger load on the
     other (2 cores, 2 PostgreSQL backends), each dropping and rebuilding its tables'
@@ -1202,6 +1228,9 @@ def write_copy(
                 continue
             linked = purchase_index[rows]
             reason = REASON_BY_KIND[kind_code]
+            names_purchase = bool(len(linked)) and bool((linked >= 0).all())
+            if kind_code == 0 and not names_purchase:
+                reason = MONTHLY_EARN_REASON
             if "{id}" in reason:
                 prefix, suffix = reason.split("{id}")
                 reason_field = (
@@ -1224,7 +1253,7 @@ def write_copy(
                     reason_field,
                     ("source", "text", str(SOURCE_BY_KIND[kind_code]).encode()),
                     ("purchase_id", "int8", purchase_base + linked)
-                    if kind_code in (0, 5)
+                    if kind_code in (0, 5) and names_purchase
                     else ("purchase_id", "null", None),
                     ("refund_id", "int8", refund_ids[linked])
                     if kind_code == 5
@@ -1271,6 +1300,8 @@ def write_copy(
 
     with ThreadPoolExecutor(max_workers=len(phases)) as pool:
         futures = [pool.submit(run, *phases[0])]
+        if finish is not None:
+            finish()
         a, led = data.account, data.ledger
         entries = len(led["owner"])
         ledger_ids = ledger_base + np.arange(entries, dtype=np.int64)
@@ -1305,12 +1336,20 @@ def seed(
     terms = TermsVersion.objects.filter(version="2026.1").first()
     timings = {"setup": round(time.perf_counter() - started, 2)}
     write_started = time.perf_counter()
-    data = generate(spec, program=program)
+    data, finish = generate_in_stages(spec, program=program)
     if use_copy:
         timings.update(
-            write_copy(data, partners=partners, tiers=tiers, terms=terms, progress=progress)
+            write_copy(
+                data,
+                partners=partners,
+                tiers=tiers,
+                terms=terms,
+                finish=finish,
+                progress=progress,
+            )
         )
     else:
+        finish()
         write_orm(data, partners=partners, tiers=tiers, terms=terms, progress=progress)
     timings.update(data.timings)
     timings["generate and write"] = round(time.perf_counter() - write_started, 2)

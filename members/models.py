@@ -92,7 +92,8 @@ class Member(models.Model):
     language = models.CharField(
         _("preferred language"), max_length=2, choices=Language.choices, default=Language.DUTCH
     )
-    member_number = models.CharField(_("member number"), max_length=12, unique=True)
+    # Unique by constraint, not unique=True: that would add a LIKE index nobody queries.
+    member_number = models.CharField(_("member number"), max_length=12)
     status = models.CharField(
         _("status"), max_length=10, choices=MemberStatus.choices, default=MemberStatus.PENDING
     )
@@ -108,6 +109,7 @@ class Member(models.Model):
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="member_email_ci_unique"),
+            models.UniqueConstraint(fields=["member_number"], name="member_number_unique"),
         ]
         indexes = [models.Index(fields=["status", "enrolled_at"])]
         permissions = [("adjust_points", _("Can adjust a member's points with a reason"))]
@@ -145,7 +147,10 @@ class ConsentChannel(models.TextChoices):
 class ConsentRecord(models.Model):
     """One change of a member's marketing consent; the latest record per channel is the state."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="consent_records")
+    # The (member, channel, -recorded_at, -id) index below serves this foreign key.
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="consent_records", db_index=False
+    )
     channel = models.CharField(_("channel"), max_length=10, choices=ConsentChannel.choices)
     granted = models.BooleanField(_("granted"))
     recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)

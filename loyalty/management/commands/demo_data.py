@@ -80,6 +80,8 @@ class Command(BaseCommand):
             purchases=options["purchases"],
             now=now,
             lines=not (options["no_lines"] or use_copy),
+            # Benchmark volume: one earn entry per member-month keeps the ledger to a third.
+            monthly_lots=use_copy,
         )
         stages = ["members", "purchases", "ledger"]
         with tqdm(
