@@ -1,0 +1,20 @@
+from django.utils.translation import gettext_lazy as _
+
+from loyalty.errors import ApplicationError, Conflict
+
+
+class RuleInvalid(ApplicationError):
+    code = "rule_invalid"
+    field = "rule"
+    default_message = _("The segment rule is not valid.")
+
+
+class RecalculationRunning(Conflict):
+    code = "recalculation_running"
+    default_message = _("A recalculation is already running.")
+
+
+class NoCurrentRun(ApplicationError):
+    code = "no_current_run"
+    http_status = 404
+    default_message = _("Segments have not been calculated yet.")

@@ -1,0 +1,69 @@
+"""The loyalty x profitability matrix (Reinartz & Kumar, HBR 2002). Pure pandas, no Django.
+
+loyalty       = expected purchases in the CLV horizon (BG/NBD: how long and how often the
+                relationship is expected to continue)
+profitability = customer lifetime value in EUR (expected spend x margin, discounted)
+
+A member is loyal when loyalty >= the loyalty threshold and profitable when profitability >=
+the profitability threshold; both thresholds default to the median over the members scored.
+Members with no value (no purchases ever) are neither.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TRUE_FRIENDS = "true_friends"
+BUTTERFLIES = "butterflies"
+BARNACLES = "barnacles"
+STRANGERS = "strangers"
+
+ADVICE = {
+    TRUE_FRIENDS: "Invest: reward and communicate consistently, they stay and pay.",
+    BUTTERFLIES: "Invest while they are here: milk the relationship with targeted offers, "
+    "do not chase lasting loyalty.",
+    BARNACLES: "Make them profitable: up-sell and cross-sell, measure share of wallet.",
+    STRANGERS: "Do not invest: make every transaction profitable, no loyalty spend.",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    loyalty: float
+    profitability: float
+
+
+def thresholds_for(
+    frame: pd.DataFrame, loyalty: float | None = None, profitability: float | None = None
+) -> Thresholds:
+    """The given thresholds, or the medians of the members that have a value."""
+
+    def median(column: str) -> float:
+        values = frame[column].dropna()
+        return float(values.median()) if len(values) else 0.0
+
+    return Thresholds(
+        loyalty=float(loyalty) if loyalty is not None else median("loyalty"),
+        profitability=float(profitability)
+        if profitability is not None
+        else median("profitability"),
+    )
+
+
+def assign_quadrants(frame: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
+    """The quadrant of every row of `frame` (columns `loyalty`, `profitability`)."""
+    loyal = (frame["loyalty"] >= thresholds.loyalty).to_numpy() & frame[
+        "loyalty"
+    ].notna().to_numpy()
+    profitable = (frame["profitability"] >= thresholds.profitability).to_numpy() & frame[
+        "profitability"
+    ].notna().to_numpy()
+    quadrant = np.select(
+        [loyal & profitable, ~loyal & profitable, loyal & ~profitable],
+        [TRUE_FRIENDS, BUTTERFLIES, BARNACLES],
+        default=STRANGERS,
+    )
+    return pd.Series(quadrant, index=frame.index, name="quadrant")

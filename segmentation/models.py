@@ -1,0 +1,244 @@
+"""Segmentation results: runs (snapshots), per-member scores, and rule-based segments."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class SegmentationSettings(models.Model):
+    """How segments and customer value are computed (one row, pk=1, edited in the admin)."""
+
+    window_days = models.PositiveIntegerField(
+        _("RFM window (days)"),
+        default=365,
+        validators=[MinValueValidator(7)],
+        help_text=_("Purchases in this many days before the run count for R, F and M."),
+    )
+    score_scale = models.PositiveSmallIntegerField(
+        _("score scale"),
+        default=5,
+        validators=[MinValueValidator(2), MaxValueValidator(10)],
+        help_text=_("Scores run from 1 to this number (quantiles)."),
+    )
+    clv_horizon_months = models.PositiveSmallIntegerField(
+        _("CLV horizon (months)"), default=12, validators=[MinValueValidator(1)]
+    )
+    monthly_discount_rate = models.DecimalField(
+        _("monthly discount rate"),
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0.0100"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+    )
+    margin = models.DecimalField(
+        _("gross margin"),
+        max_digits=4,
+        decimal_places=3,
+        default=Decimal("0.300"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text=_("Share of spend that is profit; CLV is expected spend x margin."),
+    )
+    loyalty_threshold = models.FloatField(
+        _("loyalty threshold (expected purchases in the horizon)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text=_("Members at or above are loyal. Empty: the median of the run."),
+    )
+    profitability_threshold = models.DecimalField(
+        _("profitability threshold (CLV, EUR)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("Members at or above are profitable. Empty: the median."),
+    )
+    retention_runs = models.PositiveSmallIntegerField(
+        _("runs kept"),
+        default=12,
+        validators=[MinValueValidator(2)],
+        help_text=_("Older finished runs are deleted; the current run is always kept."),
+    )
+
+    class Meta:
+        verbose_name = _("segmentation settings")
+        verbose_name_plural = _("segmentation settings")
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="segmentation_settings_single")
+        ]
+
+    def __str__(self) -> str:
+        return str(_("Segmentation settings"))
+
+    @classmethod
+    def load(cls) -> SegmentationSettings:
+        row, _created = cls.objects.get_or_create(pk=1)
+        return row
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class SegmentationRun(models.Model):
+    """One recalculation. Its scores are a snapshot; exactly one finished run is current."""
+
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    status = models.CharField(
+        _("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING
+    )
+    is_current = models.BooleanField(_("current"), default=False)
+    stage = models.CharField(_("stage"), max_length=40, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    triggered_by = models.ForeignKey(
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("started by"),
+    )
+    member_count = models.PositiveIntegerField(_("members"), default=0)
+    timings = models.JSONField(_("timings (s)"), default=dict, blank=True)
+    parameters = models.JSONField(_("parameters"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("segmentation run")
+        verbose_name_plural = _("segmentation runs")
+        ordering = ["-started_at", "-pk"]
+        get_latest_by = "started_at"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_current"], condition=Q(is_current=True), name="one_current_run"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Segment(models.TextChoices):
+    """Named RFM segments, plus the state of members without purchases in the window."""
+
+    CHAMPIONS = "champions", _("Champions")
+    LOYAL = "loyal", _("Loyal")
+    POTENTIAL_LOYALIST = "potential_loyalist", _("Potential loyalist")
+    NEW = "new", _("New")
+    PROMISING = "promising", _("Promising")
+    NEED_ATTENTION = "need_attention", _("Need attention")
+    ABOUT_TO_SLEEP = "about_to_sleep", _("About to sleep")
+    AT_RISK = "at_risk", _("At risk")
+    CANT_LOSE = "cant_lose", _("Can't lose them")
+    HIBERNATING = "hibernating", _("Hibernating")
+    LOST = "lost", _("Lost")
+    NO_PURCHASES = "no_purchases", _("No purchases in window")
+
+
+class Quadrant(models.TextChoices):
+    """Reinartz & Kumar's loyalty x profitability matrix."""
+
+    TRUE_FRIENDS = "true_friends", _("True friends")
+    BUTTERFLIES = "butterflies", _("Butterflies")
+    BARNACLES = "barnacles", _("Barnacles")
+    STRANGERS = "strangers", _("Strangers")
+
+
+class MemberScore(models.Model):
+    """One member's scores in one run (written in bulk, never edited)."""
+
+    run = models.ForeignKey(SegmentationRun, on_delete=models.CASCADE, related_name="scores")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="segment_scores"
+    )
+    recency_days = models.IntegerField(_("days since last purchase"), null=True)
+    frequency = models.IntegerField(_("purchases in window"))
+    monetary = models.DecimalField(_("spend in window (EUR)"), max_digits=12, decimal_places=2)
+    r_score = models.PositiveSmallIntegerField("R", null=True)
+    f_score = models.PositiveSmallIntegerField("F", null=True)
+    m_score = models.PositiveSmallIntegerField("M", null=True)
+    segment = models.CharField(_("segment"), max_length=20, choices=Segment.choices)
+    quadrant = models.CharField(_("quadrant"), max_length=20, choices=Quadrant.choices)
+    expected_purchases = models.FloatField(_("expected purchases (horizon)"), null=True)
+    p_alive = models.FloatField(_("P(alive)"), null=True)
+    clv = models.DecimalField(
+        _("customer lifetime value (EUR)"), max_digits=12, decimal_places=2, null=True
+    )
+
+    class Meta:
+        verbose_name = _("member score")
+        verbose_name_plural = _("member scores")
+        constraints = [
+            models.UniqueConstraint(fields=["run", "member"], name="one_score_per_run"),
+        ]
+        indexes = [
+            models.Index(fields=["run", "segment"]),
+            models.Index(fields=["run", "quadrant"]),
+            models.Index(fields=["member", "run"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.segment} / {self.quadrant}"
+
+    @property
+    def rfm_cell(self) -> str:
+        if self.r_score is None:
+            return ""
+        return f"{self.r_score}{self.f_score}{self.m_score}"
+
+
+class RuleSegment(models.Model):
+    """A segment a program manager defines with conditions (validated JSON, see rules.py)."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    description = models.TextField(_("description"), blank=True)
+    rule = models.JSONField(_("rule"))
+    is_active = models.BooleanField(_("active"), default=True)
+    created_by = models.ForeignKey(
+        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("rule-based segment")
+        verbose_name_plural = _("rule-based segments")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RuleSegmentMember(models.Model):
+    """Membership of a rule-based segment in one run (materialised at recalculation)."""
+
+    run = models.ForeignKey(
+        SegmentationRun, on_delete=models.CASCADE, related_name="rule_memberships"
+    )
+    segment = models.ForeignKey(RuleSegment, on_delete=models.CASCADE, related_name="memberships")
+    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "segment", "member"], name="one_rule_membership_per_run"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment_id}: {self.member_id}"

@@ -1,0 +1,297 @@
+"""Rule-based segments: a small JSON language, validated, compiled to one ORM query.
+
+A rule is a group or a condition:
+
+    {"all": [<rule>, ...]}                 every part holds (AND)
+    {"any": [<rule>, ...]}                 at least one part holds (OR)
+    {"field": "<name>", "op": "<op>", "value": <value>, "days": <n>}   one condition
+
+Fields, their operators and values are in FIELDS below; `days` is needed by the fields that
+look back over the last N days. Conditions on scores use the run the rule is evaluated
+against (by default the current one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db.models import (
+    Count,
+    DecimalField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.translation import gettext as _
+
+from loyalty.models import Purchase, Tier
+from members.models import ConsentChannel, ConsentRecord, Language, Member, MemberStatus
+
+from .errors import RuleInvalid
+from .models import Quadrant, Segment
+
+MAX_DEPTH = 5
+MAX_CONDITIONS = 50
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    label: str
+    kind: str  # choice | number | integer | date | boolean | month
+    ops: tuple[str, ...]
+    needs_days: bool = False
+    choices: Callable[[], list[str]] | None = None
+
+
+def _tier_names() -> list[str]:
+    return list(Tier.objects.values_list("name", flat=True))
+
+
+NUMBER_OPS = ("gte", "lte", "eq", "between")
+SET_OPS = ("in", "not_in")
+DATE_OPS = ("before", "after")
+
+FIELDS: dict[str, FieldSpec] = {
+    "tier": FieldSpec("Tier", "choice", SET_OPS, choices=_tier_names),
+    "segment": FieldSpec("RFM segment", "choice", SET_OPS, choices=lambda: list(Segment.values)),
+    "quadrant": FieldSpec(
+        "Matrix quadrant", "choice", SET_OPS, choices=lambda: list(Quadrant.values)
+    ),
+    "r_score": FieldSpec("R score", "integer", NUMBER_OPS),
+    "f_score": FieldSpec("F score", "integer", NUMBER_OPS),
+    "m_score": FieldSpec("M score", "integer", NUMBER_OPS),
+    "clv": FieldSpec("Customer lifetime value (EUR)", "number", NUMBER_OPS),
+    "p_alive": FieldSpec("P(alive)", "number", NUMBER_OPS),
+    "spend": FieldSpec("Spend in the last N days (EUR)", "number", NUMBER_OPS, needs_days=True),
+    "purchases": FieldSpec("Purchases in the last N days", "integer", NUMBER_OPS, needs_days=True),
+    "last_purchase": FieldSpec("Last purchase", "date", DATE_OPS),
+    "enrolled": FieldSpec("Enrolment date", "date", DATE_OPS),
+    "consent": FieldSpec("Marketing e-mail consent", "boolean", ("is",)),
+    "language": FieldSpec("Language", "choice", SET_OPS, choices=lambda: list(Language.values)),
+    "birthday_month": FieldSpec("Birthday month", "month", SET_OPS),
+}
+
+
+def _fail(path: str, message: str) -> RuleInvalid:
+    return RuleInvalid(_("%(path)s: %(message)s") % {"path": path, "message": message})
+
+
+def _number(value: Any, path: str, integer: bool) -> Decimal:
+    if isinstance(value, bool):
+        raise _fail(path, _("a number is expected"))
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError) as exc:
+        raise _fail(path, _("a number is expected")) from exc
+    if not number.is_finite() or (integer and number != number.to_integral_value()):
+        raise _fail(path, _("a whole number is expected") if integer else _("a number is expected"))
+    return number
+
+
+def _validate_value(spec: FieldSpec, op: str, value: Any, path: str) -> Any:
+    if spec.kind in ("choice", "month"):
+        if not isinstance(value, list) or not value:
+            raise _fail(path, _("choose at least one value"))
+        if spec.kind == "month":
+            months = [_number(item, path, integer=True) for item in value]
+            if any(not 1 <= month <= 12 for month in months):
+                raise _fail(path, _("months are 1 to 12"))
+            return [int(month) for month in months]
+        allowed = spec.choices() if spec.choices else []
+        unknown = [item for item in value if item not in allowed]
+        if unknown:
+            raise _fail(
+                path, _("unknown value(s): %(values)s") % {"values": ", ".join(map(str, unknown))}
+            )
+        return value
+    if spec.kind in ("number", "integer"):
+        integer = spec.kind == "integer"
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise _fail(path, _("'between' needs two numbers"))
+            low, high = (_number(item, path, integer) for item in value)
+            if low > high:
+                raise _fail(path, _("the first number must not exceed the second"))
+            return [low, high]
+        return _number(value, path, integer)
+    if spec.kind == "date":
+        parsed = parse_date(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise _fail(path, _("a date like 2026-01-31 is expected"))
+        return parsed
+    if spec.kind == "boolean":
+        if not isinstance(value, bool):
+            raise _fail(path, _("true or false is expected"))
+        return value
+    raise _fail(path, _("unsupported field"))
+
+
+def validate_rule(
+    rule: Any, path: str = "rule", depth: int = 0, counter: list[int] | None = None
+) -> None:
+    """Raise RuleInvalid, naming where, unless `rule` is a well-formed rule."""
+    counter = counter if counter is not None else [0]
+    if depth > MAX_DEPTH:
+        raise _fail(path, _("rules nest at most %(depth)d levels") % {"depth": MAX_DEPTH})
+    if not isinstance(rule, dict):
+        raise _fail(path, _("a group or a condition is expected"))
+    groups = [key for key in ("all", "any") if key in rule]
+    if groups:
+        if len(groups) != 1 or len(rule) != 1:
+            raise _fail(path, _("a group has exactly one key, 'all' or 'any'"))
+        parts = rule[groups[0]]
+        if not isinstance(parts, list) or not parts:
+            raise _fail(path, _("a group needs at least one condition"))
+        for index, part in enumerate(parts):
+            validate_rule(part, f"{path}.{groups[0]}[{index}]", depth + 1, counter)
+        return
+    counter[0] += 1
+    if counter[0] > MAX_CONDITIONS:
+        raise _fail(path, _("at most %(count)d conditions") % {"count": MAX_CONDITIONS})
+    field = rule.get("field")
+    if field not in FIELDS:
+        raise _fail(path, _("unknown field %(field)r") % {"field": field})
+    spec = FIELDS[field]
+    if rule.get("op") not in spec.ops:
+        raise _fail(path, _("operator must be one of %(ops)s") % {"ops": ", ".join(spec.ops)})
+    extra = set(rule) - {"field", "op", "value", "days"}
+    if extra:
+        raise _fail(path, _("unexpected key(s): %(keys)s") % {"keys": ", ".join(sorted(extra))})
+    if spec.needs_days:
+        days = rule.get("days")
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650:
+            raise _fail(path, _("'days' must be a whole number from 1 to 3650"))
+    elif "days" in rule:
+        raise _fail(path, _("'days' does not apply to this field"))
+    if "value" not in rule:
+        raise _fail(path, _("a value is required"))
+    _validate_value(spec, rule["op"], rule["value"], path)
+
+
+# --- compiling -----------------------------------------------------------------------------
+
+
+class _Compiler:
+    def __init__(self, run_id: int | None, now: dt.datetime) -> None:
+        self.run_id = run_id
+        self.now = now
+        self.annotations: dict[str, Any] = {}
+        self.uses_scores = False
+
+    def compile(self, rule: dict) -> Q:
+        if "all" in rule or "any" in rule:
+            parts = [self.compile(part) for part in rule.get("all") or rule.get("any")]
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = combined & part if "all" in rule else combined | part
+            return combined
+        return self.condition(rule)
+
+    def _compare(self, lookup: str, op: str, value: Any) -> Q:
+        if op == "between":
+            return Q(**{f"{lookup}__gte": value[0], f"{lookup}__lte": value[1]})
+        return Q(**{f"{lookup}__{'exact' if op == 'eq' else op}": value})
+
+    def _alias(self, name: str, expression: Any) -> str:
+        alias = f"rule_{name}_{len(self.annotations)}"
+        self.annotations[alias] = expression
+        return alias
+
+    def _days_ago(self, days: int) -> dt.datetime:
+        return self.now - dt.timedelta(days=days)
+
+    def condition(self, rule: dict) -> Q:
+        field, op = rule["field"], rule["op"]
+        spec = FIELDS[field]
+        value = _validate_value(spec, op, rule["value"], field)
+        if field in ("segment", "quadrant", "r_score", "f_score", "m_score", "clv", "p_alive"):
+            self.uses_scores = True
+            lookup = f"segment_scores__{field}"
+            if op == "not_in":
+                # A negated multi-valued lookup would ignore the run; use the complement instead.
+                value = [choice for choice in spec.choices() if choice not in value]
+            if op in SET_OPS:
+                return Q(**{f"{lookup}__in": value})
+            return self._compare(lookup, op, value)
+        if field == "tier":
+            q = Q(points_account__tier__name__in=value)
+            return ~q if op == "not_in" else q
+        if field == "language":
+            q = Q(language__in=value)
+            return ~q if op == "not_in" else q
+        if field == "birthday_month":
+            q = Q(birth_date__month__in=value)
+            return ~q if op == "not_in" else q
+        if field == "enrolled":
+            return (
+                Q(enrolled_at__date__lt=value) if op == "before" else Q(enrolled_at__date__gt=value)
+            )
+        if field == "consent":
+            alias = self._alias(
+                "consent",
+                Subquery(
+                    ConsentRecord.objects.filter(
+                        member=OuterRef("pk"), channel=ConsentChannel.EMAIL
+                    )
+                    .order_by("-recorded_at", "-pk")
+                    .values("granted")[:1]
+                ),
+            )
+            return Q(**{alias: True}) if value else ~Q(**{alias: True})
+        purchases = Purchase.objects.filter(member=OuterRef("pk")).order_by().values("member")
+        if field == "last_purchase":
+            alias = self._alias(
+                "last", Subquery(purchases.annotate(last=Max("purchased_at")).values("last"))
+            )
+            return (
+                Q(**{f"{alias}__date__lt": value})
+                if op == "before"
+                else Q(**{f"{alias}__date__gt": value})
+            )
+        since = self._days_ago(rule["days"])
+        recent = purchases.filter(purchased_at__gt=since, purchased_at__lte=self.now)
+        if field == "spend":
+            alias = self._alias(
+                "spend",
+                Coalesce(
+                    Subquery(
+                        recent.annotate(total=Sum("amount")).values("total"),
+                        output_field=DecimalField(max_digits=14, decimal_places=2),
+                    ),
+                    Decimal("0"),
+                ),
+            )
+        else:
+            alias = self._alias(
+                "purchases",
+                Coalesce(Subquery(recent.annotate(total=Count("pk")).values("total")), 0),
+            )
+        return self._compare(alias, op, value)
+
+
+def rule_members(
+    *, rule: dict, run_id: int | None, now: dt.datetime | None = None
+) -> QuerySet[Member]:
+    """Active members matching the rule, scores taken from run `run_id`."""
+    validate_rule(rule)
+    compiler = _Compiler(run_id=run_id, now=now or timezone.now())
+    condition = compiler.compile(rule)
+    members = Member.objects.filter(status=MemberStatus.ACTIVE)
+    if compiler.annotations:
+        members = members.annotate(**compiler.annotations)
+    if compiler.uses_scores:
+        if run_id is None:
+            return members.none()
+        # Same filter() call: the run and the score conditions apply to one score row.
+        return members.filter(Q(segment_scores__run_id=run_id) & condition).distinct()
+    return members.filter(condition)
