@@ -1,0 +1,94 @@
+"""RFM scoring and named segments. Pure pandas/numpy: no Django (a test checks it).
+
+Input: one row per member with purchases in the window: member_id, recency_days, frequency,
+monetary. Output: R, F and M scores from 1 to `scale` by quantiles, the RFM cell and the named
+segment (docs/rfm-segments.md).
+
+Scoring: a value's score is 1 + floor(scale x (values below it + values equal to it / 2) / n),
+i.e. by the middle of the share of members it stands for. Equal values get equal scores, the result does not depend on row
+order, and degenerate inputs stay sensible (everybody equal: the middle score). Recency is
+inverted: the most recent purchase scores highest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+NO_PURCHASES = "no_purchases"
+
+# (segment, R range, FM range) on the 1-5 scale, FM = ceil((F + M) / 2); first match wins.
+SEGMENT_RULES: list[tuple[str, tuple[int, int], tuple[int, int]]] = [
+    ("champions", (4, 5), (4, 5)),
+    ("cant_lose", (1, 1), (4, 5)),
+    ("at_risk", (1, 2), (3, 5)),
+    ("loyal", (3, 5), (3, 5)),
+    ("new", (5, 5), (1, 1)),
+    ("promising", (4, 4), (1, 1)),
+    ("potential_loyalist", (4, 5), (2, 2)),
+    ("need_attention", (3, 3), (2, 2)),
+    ("about_to_sleep", (3, 3), (1, 1)),
+    ("lost", (1, 1), (1, 1)),
+    ("hibernating", (1, 2), (1, 2)),
+]
+
+
+def quantile_scores(
+    values: pd.Series, scale: int = 5, *, higher_is_better: bool = True
+) -> pd.Series:
+    """Scores 1..scale by mid-rank; ties share a score; NaN counts as the worst value."""
+    if scale < 2:
+        raise ValueError("scale must be at least 2")
+    numbers = values.astype("float64").to_numpy()
+    if not higher_is_better:
+        numbers = -numbers
+    numbers = np.where(np.isnan(numbers), -np.inf, numbers)
+    count = len(numbers)
+    if count == 0:
+        return pd.Series([], index=values.index, dtype="int64")
+    ordered = np.sort(numbers)
+    below = np.searchsorted(ordered, numbers, side="left")
+    equal = np.searchsorted(ordered, numbers, side="right") - below
+    position = (below + equal / 2) / count
+    scores = 1 + np.floor(position * scale).astype("int64")
+    return pd.Series(np.clip(scores, 1, scale), index=values.index, dtype="int64")
+
+
+def to_five(scores: np.ndarray | pd.Series, scale: int) -> np.ndarray:
+    """Scores on another scale mapped onto 1-5, where the segment rules are defined."""
+    values = np.asarray(scores, dtype="float64")
+    if scale == 5:
+        return values.astype("int64")
+    return (1 + np.floor((values - 1) * 4 / (scale - 1) + 0.5)).astype("int64")
+
+
+def segment_for(r_five: np.ndarray, f_five: np.ndarray, m_five: np.ndarray) -> np.ndarray:
+    """The named segment of every (R, F, M) on the 1-5 scale."""
+    fm = (np.asarray(f_five) + np.asarray(m_five) + 1) // 2
+    r = np.asarray(r_five)
+    conditions = [
+        (r >= r_low) & (r <= r_high) & (fm >= fm_low) & (fm <= fm_high)
+        for _name, (r_low, r_high), (fm_low, fm_high) in SEGMENT_RULES
+    ]
+    return np.select(conditions, [name for name, _r, _fm in SEGMENT_RULES], default="")
+
+
+def score(frame: pd.DataFrame, *, scale: int = 5) -> pd.DataFrame:
+    """R, F, M scores, the RFM cell and the named segment for every member in `frame`."""
+    result = pd.DataFrame({"member_id": frame["member_id"].to_numpy()})
+    result["r_score"] = quantile_scores(
+        frame["recency_days"], scale, higher_is_better=False
+    ).to_numpy()
+    result["f_score"] = quantile_scores(frame["frequency"], scale).to_numpy()
+    result["m_score"] = quantile_scores(frame["monetary"], scale).to_numpy()
+    result["rfm_cell"] = (
+        result["r_score"].astype(str)
+        + result["f_score"].astype(str)
+        + result["m_score"].astype(str)
+    )
+    result["segment"] = segment_for(
+        to_five(result["r_score"], scale),
+        to_five(result["f_score"], scale),
+        to_five(result["m_score"], scale),
+    )
+    return result
