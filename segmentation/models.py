@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from . import rfm
+
 
 class SegmentationSettings(models.Model):
     """How segments and customer value are computed (one row, pk=1, edited in the admin)."""
@@ -121,6 +123,10 @@ class SegmentationRun(models.Model):
             models.UniqueConstraint(
                 fields=["is_current"], condition=Q(is_current=True), name="one_current_run"
             ),
+            # One recalculation at a time: a second start fails on this constraint.
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="one_running_run"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -162,13 +168,30 @@ class Quadrant(models.TextChoices):
 class MemberScore(models.Model):
     """One member's scores in one run (written in bulk, never edited)."""
 
-    run = models.ForeignKey(SegmentationRun, on_delete=models.CASCADE, related_name="scores")
+    # A run writes a million rows at once; per-row foreign-key checks would cost more than
+    # the write itself (measured 7.6 s of 11.7 s), so the keys are not enforced by the
+    # database: the ids come from the members read in the run, and deleting a member or a run
+    # removes the scores through the ORM's cascade (docs/decisions.md). The one index is the
+    # unique (run, member), which every read goes through.
+    run = models.ForeignKey(
+        SegmentationRun,
+        on_delete=models.CASCADE,
+        related_name="scores",
+        db_index=False,
+        db_constraint=False,
+    )
     member = models.ForeignKey(
-        "members.Member", on_delete=models.CASCADE, related_name="segment_scores"
+        "members.Member",
+        on_delete=models.CASCADE,
+        related_name="segment_scores",
+        db_index=False,
+        db_constraint=False,
     )
     recency_days = models.IntegerField(_("days since last purchase"), null=True)
     frequency = models.IntegerField(_("purchases in window"))
-    monetary = models.DecimalField(_("spend in window (EUR)"), max_digits=12, decimal_places=2)
+    # Analytic snapshot figures, not money of record (that is Decimal in loyalty): floats let
+    # a run write a million rows with binary COPY (docs/decisions.md).
+    monetary = models.FloatField(_("spend in window (EUR)"))
     r_score = models.PositiveSmallIntegerField("R", null=True)
     f_score = models.PositiveSmallIntegerField("F", null=True)
     m_score = models.PositiveSmallIntegerField("M", null=True)
@@ -176,20 +199,13 @@ class MemberScore(models.Model):
     quadrant = models.CharField(_("quadrant"), max_length=20, choices=Quadrant.choices)
     expected_purchases = models.FloatField(_("expected purchases (horizon)"), null=True)
     p_alive = models.FloatField(_("P(alive)"), null=True)
-    clv = models.DecimalField(
-        _("customer lifetime value (EUR)"), max_digits=12, decimal_places=2, null=True
-    )
+    clv = models.FloatField(_("customer lifetime value (EUR)"), null=True)
 
     class Meta:
         verbose_name = _("member score")
         verbose_name_plural = _("member scores")
         constraints = [
             models.UniqueConstraint(fields=["run", "member"], name="one_score_per_run"),
-        ]
-        indexes = [
-            models.Index(fields=["run", "segment"]),
-            models.Index(fields=["run", "quadrant"]),
-            models.Index(fields=["member", "run"]),
         ]
 
     def __str__(self) -> str:
@@ -199,7 +215,7 @@ class MemberScore(models.Model):
     def rfm_cell(self) -> str:
         if self.r_score is None:
             return ""
-        return f"{self.r_score}{self.f_score}{self.m_score}"
+        return rfm.rfm_cell(self.r_score, self.f_score, self.m_score)
 
 
 class RuleSegment(models.Model):
@@ -228,7 +244,7 @@ class RuleSegmentMember(models.Model):
     """Membership of a rule-based segment in one run (materialised at recalculation)."""
 
     run = models.ForeignKey(
-        SegmentationRun, on_delete=models.CASCADE, related_name="rule_memberships"
+        SegmentationRun, on_delete=models.CASCADE, related_name="rule_memberships", db_index=False
     )
     segment = models.ForeignKey(RuleSegment, on_delete=models.CASCADE, related_name="memberships")
     member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")

@@ -73,19 +73,19 @@ def segment_for(r_five: np.ndarray, f_five: np.ndarray, m_five: np.ndarray) -> n
     return np.select(conditions, [name for name, _r, _fm in SEGMENT_RULES], default="")
 
 
+def rfm_cell(r_score: int, f_score: int, m_score: int) -> str:
+    """The combined cell, e.g. "545" (scores above 9 are written with two digits)."""
+    return f"{r_score}{f_score}{m_score}"
+
+
 def score(frame: pd.DataFrame, *, scale: int = 5) -> pd.DataFrame:
-    """R, F, M scores, the RFM cell and the named segment for every member in `frame`."""
+    """R, F and M scores and the named segment for every member in `frame`."""
     result = pd.DataFrame({"member_id": frame["member_id"].to_numpy()})
     result["r_score"] = quantile_scores(
         frame["recency_days"], scale, higher_is_better=False
     ).to_numpy()
     result["f_score"] = quantile_scores(frame["frequency"], scale).to_numpy()
     result["m_score"] = quantile_scores(frame["monetary"], scale).to_numpy()
-    result["rfm_cell"] = (
-        result["r_score"].astype(str)
-        + result["f_score"].astype(str)
-        + result["m_score"].astype(str)
-    )
     result["segment"] = segment_for(
         to_five(result["r_score"], scale),
         to_five(result["f_score"], scale),

@@ -80,15 +80,17 @@ def test_clv_is_lower_with_a_higher_discount_rate_and_scales_with_margin(fitted)
     spend = clv.fit_gamma_gamma(CDNOW["frequency"], CDNOW["monetary_value"])
     kwargs = {"months": 12, "units_per_month": 52 / 12}
 
-    base = clv.customer_lifetime_value(
+    base, purchases = clv.customer_lifetime_value(
         fitted, spend, CDNOW, monthly_discount_rate=0.01, margin=0.3, **kwargs
     )
-    steep = clv.customer_lifetime_value(
+    steep, _ = clv.customer_lifetime_value(
         fitted, spend, CDNOW, monthly_discount_rate=0.1, margin=0.3, **kwargs
     )
-    double = clv.customer_lifetime_value(
+    double, _ = clv.customer_lifetime_value(
         fitted, spend, CDNOW, monthly_discount_rate=0.01, margin=0.6, **kwargs
     )
+    args = (CDNOW["frequency"], CDNOW["recency"], CDNOW["T"])
+    assert np.allclose(purchases, clv.expected_purchases(fitted, 52, *args))
 
     assert (base >= 0).all()
     assert base.sum() > steep.sum()

@@ -113,7 +113,7 @@ def test_hand_computed_members_land_in_their_segments():
     assert result.loc[3, "segment"] in {"cant_lose", "at_risk"}
     assert result.loc[8, "segment"] == "lost"
     assert result.loc[5, "segment"] in {"new", "promising", "potential_loyalist"}
-    assert result.loc[1, "rfm_cell"] == "555"
+    assert rfm.rfm_cell(*result.loc[1, ["r_score", "f_score", "m_score"]]) == "555"
 
 
 def test_other_scales_map_onto_the_five_point_rules():

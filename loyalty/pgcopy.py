@@ -1,0 +1,98 @@
+"""Binary COPY of numpy columns into PostgreSQL, NULLs and text included. Plumbing for bulk writes.
+
+PostgreSQL's binary COPY row is: field count (int16), then per field its length (int32) and
+bytes, or length -1 for NULL. Rows of one shape (same NULL fields, same text values) have a
+fixed layout, so they are built at once as a numpy structured array. Rows are grouped by
+shape; a segmentation run has a few dozen shapes for a million rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+TRAILER = (-1).to_bytes(2, "big", signed=True)
+NUMERIC_TYPES = {
+    "bigint": ">i8",
+    "integer": ">i4",
+    "smallint": ">i2",
+    "double precision": ">f8",
+    "timestamptz": ">i8",  # microseconds since 2000-01-01 UTC
+    "date": ">i4",  # days since 2000-01-01
+}
+CHUNK_ROWS = 500_000
+
+
+def _as_array(pgtype: str, values) -> np.ndarray:
+    array = np.asarray(values)
+    if pgtype != "text" and array.dtype == object:
+        array = array.astype("float64")  # None becomes NaN, i.e. NULL
+    return array
+
+
+def _column_keys(pgtype: str, values: np.ndarray) -> tuple[np.ndarray, list]:
+    """Per row a small integer: -1 for NULL, else (text) the index of its distinct value."""
+    if pgtype == "text":
+        codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
+        return codes.astype("int64"), [str(value).encode() for value in uniques]
+    if values.dtype.kind == "f":  # also integer columns with NULLs, passed as float
+        return np.where(np.isnan(values), -1, 0), []
+    return np.zeros(len(values), dtype="int64"), []
+
+
+def copy_binary(cursor, table: str, columns: list[tuple[str, str, np.ndarray]]) -> int:
+    """COPY the rows into `table` (existing); NaN means NULL, text columns are object arrays.
+
+    `cursor` is a psycopg 3 cursor. Returns the number of rows written.
+    """
+    rows = len(columns[0][2]) if columns else 0
+    keys, texts = [], []
+    columns = [(name, pgtype, _as_array(pgtype, values)) for name, pgtype, values in columns]
+    for _name, pgtype, values in columns:
+        key, distinct = _column_keys(pgtype, values)
+        keys.append(key)
+        texts.append(distinct)
+    # One int64 per row for its shape (mixed radix over the per-column keys); rows sorted by
+    # it, stably, so each shape is a contiguous slice in the input's order.
+    code = np.zeros(rows, dtype="int64")
+    for key in keys:
+        code = code * (int(key.max(initial=-1)) + 2) + (key + 1)
+    order = np.argsort(code, kind="stable")
+    boundaries = np.flatnonzero(np.diff(code[order])) + 1
+    names = ", ".join(name for name, _type, _values in columns)
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(HEADER)
+        for selected in np.split(order, boundaries) if rows else []:
+            shape = [int(key[selected[0]]) for key in keys]
+            for begin in range(0, len(selected), CHUNK_ROWS):
+                copy.write(_block(columns, texts, shape, selected[begin : begin + CHUNK_ROWS]))
+        copy.write(TRAILER)
+    return rows
+
+
+def _block(columns, texts, shape, selected: np.ndarray) -> bytes:
+    dtype: list[tuple[str, str]] = [("fields", ">i2")]
+    for index, (_name, pgtype, _values) in enumerate(columns):
+        dtype.append((f"l{index}", ">i4"))
+        if shape[index] == -1:
+            continue
+        if pgtype == "text":
+            if texts[index][shape[index]]:  # an empty text is a length 0 and no bytes
+                dtype.append((f"v{index}", f"S{len(texts[index][shape[index]])}"))
+        else:
+            dtype.append((f"v{index}", NUMERIC_TYPES[pgtype]))
+    block = np.empty(len(selected), dtype=dtype)
+    block["fields"] = len(columns)
+    for index, (_name, pgtype, values) in enumerate(columns):
+        if shape[index] == -1:
+            block[f"l{index}"] = -1
+        elif pgtype == "text":
+            text = texts[index][shape[index]]
+            block[f"l{index}"] = len(text)
+            if text:
+                block[f"v{index}"] = text
+        else:
+            block[f"l{index}"] = np.dtype(NUMERIC_TYPES[pgtype]).itemsize
+            block[f"v{index}"] = np.asarray(values)[selected]
+    return block.tobytes()

@@ -1,0 +1,43 @@
+"""Binary COPY of numpy columns: NULLs, text of any length, many row shapes."""
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from loyalty.pgcopy import copy_binary
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def test_rows_arrive_exactly_with_nulls_and_texts():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE copied (id bigint, small smallint, whole integer, "
+            "ratio double precision, label text)"
+        )
+        rows = copy_binary(
+            cursor.cursor,
+            "copied",
+            [
+                ("id", "bigint", np.array([1, 2, 3, 4, 5], dtype="int64")),
+                ("small", "smallint", np.array([1.0, np.nan, 3.0, np.nan, 5.0])),
+                ("whole", "integer", np.array([10, 20, 30, 40, 50], dtype="int64")),
+                ("ratio", "double precision", np.array([0.5, 1.5, np.nan, 2.5, 3.25])),
+                (
+                    "label",
+                    "text",
+                    np.array(["champions", "", None, "lost", "champions"], dtype=object),
+                ),
+            ],
+        )
+        cursor.execute("SELECT id, small, whole, ratio, label FROM copied ORDER BY id")
+        result = cursor.fetchall()
+
+    assert rows == 5
+    assert result == [
+        (1, 1, 10, 0.5, "champions"),
+        (2, None, 20, 1.5, ""),
+        (3, 3, 30, None, None),
+        (4, None, 40, 2.5, "lost"),
+        (5, 5, 50, 3.25, "champions"),
+    ]

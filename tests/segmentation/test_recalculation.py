@@ -1,0 +1,200 @@
+"""Recalculation runs: bulk write, atomic swap, snapshots, failure, concurrency, real worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from loyalty import demo
+from segmentation import services
+from segmentation.errors import RecalculationRunning
+from segmentation.models import (
+    MemberScore,
+    Quadrant,
+    RuleSegment,
+    RuleSegmentMember,
+    RunStatus,
+    Segment,
+    SegmentationRun,
+    SegmentationSettings,
+)
+from segmentation.selectors import current_run
+from segmentation.tasks import recalculate_segments
+from tests.conftest import wait_until
+
+NOW = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def demo_program(db):
+    demo.seed(demo.DemoSpec(members=400, lines=False, now=NOW))
+
+
+def test_a_run_scores_every_active_member_and_becomes_current(demo_program):
+    from members.models import Member, MemberStatus
+
+    run = services.recalculate(now=NOW)
+
+    assert run.status == RunStatus.DONE, run.error
+    assert run.is_current and current_run() == run
+    active = Member.objects.filter(status=MemberStatus.ACTIVE).count()
+    assert run.member_count == active == MemberScore.objects.filter(run=run).count()
+    assert run.progress == 100 and run.finished_at is not None
+    assert set(run.timings) >= {"aggregate", "score", "write", "rule_segments", "swap"}
+    assert set(run.parameters["clv_parameters"]["bgnbd"]) == {"r", "alpha", "a", "b"}
+    # The demo data populates every named segment and every quadrant.
+    segments = set(MemberScore.objects.filter(run=run).values_list("segment", flat=True))
+    quadrants = set(MemberScore.objects.filter(run=run).values_list("quadrant", flat=True))
+    assert segments == set(Segment.values)
+    assert quadrants == set(Quadrant.values)
+    # Scores are consistent with what a member bought.
+    without = MemberScore.objects.filter(run=run, segment=Segment.NO_PURCHASES)
+    assert not without.exclude(r_score=None).exists()
+    assert not without.exclude(frequency=0).exists()
+    scored = MemberScore.objects.filter(run=run).exclude(segment=Segment.NO_PURCHASES)
+    assert not scored.filter(r_score=None).exists()
+    assert not scored.filter(frequency=0).exists()
+
+
+def test_a_new_run_replaces_the_current_one_and_old_runs_are_pruned(demo_program):
+    settings = SegmentationSettings.load()
+    settings.retention_runs = 2
+    settings.save()
+
+    first = services.recalculate(now=NOW)
+    second = services.recalculate(now=NOW + dt.timedelta(days=1))
+    third = services.recalculate(now=NOW + dt.timedelta(days=2))
+
+    assert list(SegmentationRun.objects.filter(is_current=True)) == [third]
+    assert not SegmentationRun.objects.filter(pk=first.pk).exists()
+    assert not MemberScore.objects.filter(run_id=first.pk).exists()
+    assert MemberScore.objects.filter(run=second).count() == second.member_count
+
+
+def test_rule_segments_are_materialised_in_the_run(demo_program):
+    champions = RuleSegment.objects.create(
+        name="Champions", rule={"field": "segment", "op": "in", "value": ["champions"]}
+    )
+    RuleSegment.objects.create(
+        name="Inactive", rule={"field": "consent", "op": "is", "value": True}, is_active=False
+    )
+
+    run = services.recalculate(now=NOW)
+
+    expected = set(
+        MemberScore.objects.filter(run=run, segment="champions").values_list("member_id", flat=True)
+    )
+    materialised = set(
+        RuleSegmentMember.objects.filter(run=run, segment=champions).values_list(
+            "member_id", flat=True
+        )
+    )
+    assert expected and materialised == expected
+    assert run.parameters["rule_segments"] == {"Champions": len(expected)}
+
+
+def test_a_failure_midway_leaves_the_previous_run_current(demo_program, monkeypatch):
+    good = services.recalculate(now=NOW)
+
+    def broken(run, now):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "_fill_rule_segments", broken)
+    failed = services.recalculate(now=NOW + dt.timedelta(days=1))
+
+    assert failed.status == RunStatus.FAILED and not failed.is_current
+    assert "disk full" in failed.error
+    assert current_run() == good
+    # The scores it had written were rolled back with it: nothing half-written remains.
+    assert not MemberScore.objects.filter(run=failed).exists()
+    assert MemberScore.objects.filter(run=good).count() == good.member_count
+
+
+def test_only_one_run_at_a_time_and_a_stale_run_is_abandoned(db):
+    running = services.run_start()
+    with pytest.raises(RecalculationRunning):
+        services.run_start()
+
+    SegmentationRun.objects.filter(pk=running.pk).update(
+        started_at=timezone.now() - services.STALE_AFTER - dt.timedelta(minutes=1)
+    )
+    fresh = services.run_start()
+
+    running.refresh_from_db()
+    assert running.status == RunStatus.FAILED and "Abandoned" in running.error
+    assert fresh.status == RunStatus.RUNNING
+
+
+def test_a_run_without_purchases_still_finishes(program, member):
+    run = services.recalculate(now=NOW)
+
+    assert run.status == RunStatus.DONE, run.error
+    score = MemberScore.objects.get(run=run, member=member)
+    assert score.segment == Segment.NO_PURCHASES and score.quadrant == Quadrant.STRANGERS
+    assert run.parameters["clv_skipped"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_register_one_run():
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            services.run_start()
+            outcomes.append("started")
+        except RecalculationRunning:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == ["refused"] * 3 + ["started"]
+    assert SegmentationRun.objects.filter(status=RunStatus.RUNNING).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_aggregate_on_two_connections_equals_one_connection():
+    from django.db import transaction
+
+    from segmentation.selectors import purchase_aggregates
+
+    demo.seed(demo.DemoSpec(members=200, lines=False, now=NOW))
+    window = NOW - dt.timedelta(days=365)
+    halves = purchase_aggregates(now=NOW, window_start=window)  # autocommit: two halves
+    with transaction.atomic():
+        whole = purchase_aggregates(now=NOW, window_start=window)
+    left = halves.sort_values("member_id").reset_index(drop=True)
+    right = whole.sort_values("member_id").reset_index(drop=True)
+    assert len(left) > 150
+    assert left.equals(right)
+
+
+@pytest.mark.celery_worker
+def test_the_worker_recalculates_and_the_task_is_safe_to_deliver_twice(celery_worker):
+    demo.seed(demo.DemoSpec(members=300, lines=False))
+    run = services.run_start()
+
+    recalculate_segments.delay(run.pk)
+
+    finished = wait_until(
+        lambda: SegmentationRun.objects.filter(pk=run.pk, status=RunStatus.DONE).first(),
+        timeout=120,
+    )
+    assert finished.is_current
+    assert MemberScore.objects.filter(run=run).count() == finished.member_count > 0
+    # A second delivery of the same message changes nothing.
+    assert recalculate_segments.apply(args=[run.pk]).get() == run.pk
+    assert SegmentationRun.objects.count() == 1
