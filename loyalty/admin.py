@@ -15,6 +15,7 @@ from members.admin import MemberAdmin, ReadOnlyInline
 from members.models import Member
 
 from . import services
+from .admin_singleton import SingletonAdmin
 from .earning import LineInput, earning_calculate
 from .errors import ApplicationError
 from .forms import AdjustPointsForm, EarningDryRunForm, RefundForm
@@ -47,7 +48,7 @@ def _show_error(form, error: ApplicationError) -> None:
 
 
 @admin.register(ProgramSettings)
-class ProgramSettingsAdmin(admin.ModelAdmin):
+class ProgramSettingsAdmin(SingletonAdmin):
     fieldsets = (
         (
             _("Basic concept"),
@@ -76,20 +77,6 @@ class ProgramSettingsAdmin(admin.ModelAdmin):
             },
         ),
     )
-
-    def has_add_permission(self, request) -> bool:
-        return not ProgramSettings.objects.exists() and super().has_add_permission(request)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def changelist_view(self, request, extra_context=None):
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        settings_row = ProgramSettings.load()
-        return HttpResponseRedirect(
-            reverse("admin:loyalty_programsettings_change", args=[settings_row.pk])
-        )
 
 
 @admin.register(Partner)
@@ -517,22 +504,17 @@ class MemberPointsAdminPart:
             ] + original_get_urls(self)
 
         member_admin.get_urls = get_urls  # type: ignore[method-assign]
-        original_change_view = member_admin.change_view
+        member_admin.page_parts = [*member_admin.page_parts, MemberPointsAdminPart.context]
 
-        def change_view(self, request, object_id, form_url="", extra_context=None):
-            member = self.get_object(request, object_id)
-            extra = dict(extra_context or {})
-            if member is not None:
-                from .selectors import account_for_member, ledger_for_member
+    @staticmethod
+    def context(request: HttpRequest, member: Member) -> dict:
+        from .selectors import account_for_member, ledger_for_member
 
-                extra.update(
-                    points_account=account_for_member(member=member),
-                    ledger_entries=list(ledger_for_member(member=member)[:LEDGER_INLINE_ROWS]),
-                    can_adjust_points=request.user.has_perm("members.adjust_points"),
-                )
-            return original_change_view(self, request, object_id, form_url, extra)
-
-        member_admin.change_view = change_view  # type: ignore[method-assign]
+        return {
+            "points_account": account_for_member(member=member),
+            "ledger_entries": list(ledger_for_member(member=member)[:LEDGER_INLINE_ROWS]),
+            "can_adjust_points": request.user.has_perm("members.adjust_points"),
+        }
 
 
 MemberPointsAdminPart.attach(MemberAdmin)

@@ -20,6 +20,7 @@ SUPPORT_PERMISSIONS = (
     ("loyalty", "view_partner"),
     ("loyalty", "view_tier"),
     ("loyalty", "view_tierchange"),
+    ("segmentation", "view_memberscore"),  # the scores on the member page, not the exports
 )
 
 

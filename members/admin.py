@@ -113,9 +113,20 @@ class MemberAdmin(admin.ModelAdmin):
     actions = ["resend_confirmation"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # counting 1M members on every page costs more than it helps
+    # Other apps add their part of the member page (points, segments) without this app knowing
+    # them: each callable returns extra template context for (request, member).
+    page_parts: list = []
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # members are erased (GDPR), never deleted: the ledger keeps its owner
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        member = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if member is not None:
+            for part in self.page_parts:
+                extra.update(part(request, member))
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description=_("name"), ordering="last_name")
     def full_name(self, member: Member) -> str:

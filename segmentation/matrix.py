@@ -21,14 +21,6 @@ BUTTERFLIES = "butterflies"
 BARNACLES = "barnacles"
 STRANGERS = "strangers"
 
-ADVICE = {
-    TRUE_FRIENDS: "Invest: reward and communicate consistently, they stay and pay.",
-    BUTTERFLIES: "Invest while they are here: milk the relationship with targeted offers, "
-    "do not chase lasting loyalty.",
-    BARNACLES: "Make them profitable: up-sell and cross-sell, measure share of wallet.",
-    STRANGERS: "Do not invest: make every transaction profitable, no loyalty spend.",
-}
-
 
 @dataclass(frozen=True)
 class Thresholds:

@@ -204,6 +204,7 @@ class MemberScore(models.Model):
     class Meta:
         verbose_name = _("member score")
         verbose_name_plural = _("member scores")
+        permissions = [("export_memberscore", _("Can export a segment's members as CSV"))]
         constraints = [
             models.UniqueConstraint(fields=["run", "member"], name="one_score_per_run"),
         ]

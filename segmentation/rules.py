@@ -33,6 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from loyalty.models import Purchase, Tier
 from members.models import ConsentChannel, ConsentRecord, Language, Member, MemberStatus
@@ -46,7 +47,7 @@ MAX_CONDITIONS = 50
 
 @dataclass(frozen=True)
 class FieldSpec:
-    label: str
+    label: Any
     kind: str  # choice | number | integer | date | boolean | month
     ops: tuple[str, ...]
     needs_days: bool = False
@@ -62,23 +63,31 @@ SET_OPS = ("in", "not_in")
 DATE_OPS = ("before", "after")
 
 FIELDS: dict[str, FieldSpec] = {
-    "tier": FieldSpec("Tier", "choice", SET_OPS, choices=_tier_names),
-    "segment": FieldSpec("RFM segment", "choice", SET_OPS, choices=lambda: list(Segment.values)),
-    "quadrant": FieldSpec(
-        "Matrix quadrant", "choice", SET_OPS, choices=lambda: list(Quadrant.values)
+    "tier": FieldSpec(_lazy("Tier"), "choice", SET_OPS, choices=_tier_names),
+    "segment": FieldSpec(
+        _lazy("RFM segment"), "choice", SET_OPS, choices=lambda: list(Segment.values)
     ),
-    "r_score": FieldSpec("R score", "integer", NUMBER_OPS),
-    "f_score": FieldSpec("F score", "integer", NUMBER_OPS),
-    "m_score": FieldSpec("M score", "integer", NUMBER_OPS),
-    "clv": FieldSpec("Customer lifetime value (EUR)", "number", NUMBER_OPS),
-    "p_alive": FieldSpec("P(alive)", "number", NUMBER_OPS),
-    "spend": FieldSpec("Spend in the last N days (EUR)", "number", NUMBER_OPS, needs_days=True),
-    "purchases": FieldSpec("Purchases in the last N days", "integer", NUMBER_OPS, needs_days=True),
-    "last_purchase": FieldSpec("Last purchase", "date", DATE_OPS),
-    "enrolled": FieldSpec("Enrolment date", "date", DATE_OPS),
-    "consent": FieldSpec("Marketing e-mail consent", "boolean", ("is",)),
-    "language": FieldSpec("Language", "choice", SET_OPS, choices=lambda: list(Language.values)),
-    "birthday_month": FieldSpec("Birthday month", "month", SET_OPS),
+    "quadrant": FieldSpec(
+        _lazy("Matrix quadrant"), "choice", SET_OPS, choices=lambda: list(Quadrant.values)
+    ),
+    "r_score": FieldSpec(_lazy("R score"), "integer", NUMBER_OPS),
+    "f_score": FieldSpec(_lazy("F score"), "integer", NUMBER_OPS),
+    "m_score": FieldSpec(_lazy("M score"), "integer", NUMBER_OPS),
+    "clv": FieldSpec(_lazy("Customer lifetime value (EUR)"), "number", NUMBER_OPS),
+    "p_alive": FieldSpec(_lazy("P(alive)"), "number", NUMBER_OPS),
+    "spend": FieldSpec(
+        _lazy("Spend in the last N days (EUR)"), "number", NUMBER_OPS, needs_days=True
+    ),
+    "purchases": FieldSpec(
+        _lazy("Purchases in the last N days"), "integer", NUMBER_OPS, needs_days=True
+    ),
+    "last_purchase": FieldSpec(_lazy("Last purchase"), "date", DATE_OPS),
+    "enrolled": FieldSpec(_lazy("Enrolment date"), "date", DATE_OPS),
+    "consent": FieldSpec(_lazy("Marketing e-mail consent"), "boolean", ("is",)),
+    "language": FieldSpec(
+        _lazy("Language"), "choice", SET_OPS, choices=lambda: list(Language.values)
+    ),
+    "birthday_month": FieldSpec(_lazy("Birthday month"), "month", SET_OPS),
 }
 
 

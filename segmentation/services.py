@@ -80,15 +80,22 @@ def run_start(*, triggered_by: User | None = None) -> SegmentationRun:
         raise RecalculationRunning() from error
 
 
+Progress = Callable[[str, int], None]
+
+
 def recalculate(
-    *, run: SegmentationRun | None = None, now: dt.datetime | None = None
+    *,
+    run: SegmentationRun | None = None,
+    now: dt.datetime | None = None,
+    progress: Progress | None = None,
 ) -> SegmentationRun:
     """Execute `run` (or a new one) to the end. Never raises for a failed calculation: the
-    run is marked failed with the error and the previous run stays current."""
+    run is marked failed with the error and the previous run stays current. `progress` is
+    told each stage and its percentage (the admin reads them from the run row)."""
     run = run or run_start()
     now = now or timezone.now()
     try:
-        _execute(run, now)
+        _execute(run, now, progress)
     except Exception as error:
         logger.exception("segmentation run %s failed", run.pk)
         SegmentationRun.objects.filter(pk=run.pk).update(
@@ -100,11 +107,12 @@ def recalculate(
     return run
 
 
-def _stage(run: SegmentationRun, stage: str, progress: int) -> None:
-    SegmentationRun.objects.filter(pk=run.pk).update(stage=stage, progress=progress)
+def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) -> None:
+    def _stage(run: SegmentationRun, stage: str, percent: int) -> None:
+        SegmentationRun.objects.filter(pk=run.pk).update(stage=stage, progress=percent)
+        if progress is not None:
+            progress(stage, percent)
 
-
-def _execute(run: SegmentationRun, now: dt.datetime) -> None:
     settings = SegmentationSettings.load()
     parameters = Parameters(
         scale=settings.score_scale,

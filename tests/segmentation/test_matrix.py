@@ -50,9 +50,16 @@ def test_default_thresholds_are_the_medians_of_known_values():
 
 
 def test_every_quadrant_has_advice():
-    assert set(matrix.ADVICE) == {
-        matrix.TRUE_FRIENDS,
-        matrix.BUTTERFLIES,
-        matrix.BARNACLES,
-        matrix.STRANGERS,
-    }
+    from segmentation.models import Quadrant
+    from segmentation.selectors import QUADRANT_ADVICE
+
+    assert (
+        set(QUADRANT_ADVICE)
+        == set(Quadrant)
+        == {
+            matrix.TRUE_FRIENDS,
+            matrix.BUTTERFLIES,
+            matrix.BARNACLES,
+            matrix.STRANGERS,
+        }
+    )

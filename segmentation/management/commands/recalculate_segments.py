@@ -1,0 +1,46 @@
+"""Recalculate segments in this process: `manage.py recalculate_segments [--if-none]`."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from segmentation import services
+from segmentation.errors import RecalculationRunning
+from segmentation.models import RunStatus
+from segmentation.selectors import current_run
+
+
+class Command(BaseCommand):
+    help = "Recalculate RFM segments, CLV and the matrix now, with a progress bar."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--if-none",
+            action="store_true",
+            help="Do nothing when a finished run exists (used by `make demo`).",
+        )
+
+    def handle(self, *args, **options) -> None:
+        if options["if_none"] and current_run() is not None:
+            self.stdout.write("Segments exist; not recalculated.")
+            return
+        try:
+            run = services.run_start()
+        except RecalculationRunning as error:
+            raise CommandError(str(error.message)) from error
+        with tqdm(total=100, unit="%", desc="Segments") as bar:
+
+            def progress(stage: str, percent: int) -> None:
+                bar.set_description(stage)
+                bar.update(percent - bar.n)
+
+            run = services.recalculate(run=run, progress=progress)
+            bar.update(100 - bar.n)
+        if run.status != RunStatus.DONE:
+            raise CommandError(f"The run failed: {run.error}")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{run.member_count} members scored in {run.duration_seconds:.1f} s (run {run.pk})."
+            )
+        )
