@@ -125,7 +125,8 @@ def test_other_scales_map_onto_the_five_point_rules():
 
 def test_the_analytics_modules_import_nothing_from_django():
     code = (
-        "import sys; import segmentation.rfm, segmentation.matrix; "
+        "import sys; import segmentation.rfm, segmentation.matrix, segmentation.clv, "
+        "segmentation.pipeline; "
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules)"
     )
 
