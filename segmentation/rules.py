@@ -33,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from loyalty.models import Purchase, Tier
 from members.models import ConsentChannel, ConsentRecord, Language, Member, MemberStatus
@@ -63,31 +63,31 @@ SET_OPS = ("in", "not_in")
 DATE_OPS = ("before", "after")
 
 FIELDS: dict[str, FieldSpec] = {
-    "tier": FieldSpec(_lazy("Tier"), "choice", SET_OPS, choices=_tier_names),
+    "tier": FieldSpec(gettext_lazy("Tier"), "choice", SET_OPS, choices=_tier_names),
     "segment": FieldSpec(
-        _lazy("RFM segment"), "choice", SET_OPS, choices=lambda: list(Segment.values)
+        gettext_lazy("RFM segment"), "choice", SET_OPS, choices=lambda: list(Segment.values)
     ),
     "quadrant": FieldSpec(
-        _lazy("Matrix quadrant"), "choice", SET_OPS, choices=lambda: list(Quadrant.values)
+        gettext_lazy("Matrix quadrant"), "choice", SET_OPS, choices=lambda: list(Quadrant.values)
     ),
-    "r_score": FieldSpec(_lazy("R score"), "integer", NUMBER_OPS),
-    "f_score": FieldSpec(_lazy("F score"), "integer", NUMBER_OPS),
-    "m_score": FieldSpec(_lazy("M score"), "integer", NUMBER_OPS),
-    "clv": FieldSpec(_lazy("Customer lifetime value (EUR)"), "number", NUMBER_OPS),
-    "p_alive": FieldSpec(_lazy("P(alive)"), "number", NUMBER_OPS),
+    "r_score": FieldSpec(gettext_lazy("R score"), "integer", NUMBER_OPS),
+    "f_score": FieldSpec(gettext_lazy("F score"), "integer", NUMBER_OPS),
+    "m_score": FieldSpec(gettext_lazy("M score"), "integer", NUMBER_OPS),
+    "clv": FieldSpec(gettext_lazy("Customer lifetime value (EUR)"), "number", NUMBER_OPS),
+    "p_alive": FieldSpec(gettext_lazy("P(alive)"), "number", NUMBER_OPS),
     "spend": FieldSpec(
-        _lazy("Spend in the last N days (EUR)"), "number", NUMBER_OPS, needs_days=True
+        gettext_lazy("Spend in the last N days (EUR)"), "number", NUMBER_OPS, needs_days=True
     ),
     "purchases": FieldSpec(
-        _lazy("Purchases in the last N days"), "integer", NUMBER_OPS, needs_days=True
+        gettext_lazy("Purchases in the last N days"), "integer", NUMBER_OPS, needs_days=True
     ),
-    "last_purchase": FieldSpec(_lazy("Last purchase"), "date", DATE_OPS),
-    "enrolled": FieldSpec(_lazy("Enrolment date"), "date", DATE_OPS),
-    "consent": FieldSpec(_lazy("Marketing e-mail consent"), "boolean", ("is",)),
+    "last_purchase": FieldSpec(gettext_lazy("Last purchase"), "date", DATE_OPS),
+    "enrolled": FieldSpec(gettext_lazy("Enrolment date"), "date", DATE_OPS),
+    "consent": FieldSpec(gettext_lazy("Marketing e-mail consent"), "boolean", ("is",)),
     "language": FieldSpec(
-        _lazy("Language"), "choice", SET_OPS, choices=lambda: list(Language.values)
+        gettext_lazy("Language"), "choice", SET_OPS, choices=lambda: list(Language.values)
     ),
-    "birthday_month": FieldSpec(_lazy("Birthday month"), "month", SET_OPS),
+    "birthday_month": FieldSpec(gettext_lazy("Birthday month"), "month", SET_OPS),
 }
 
 
