@@ -242,13 +242,32 @@ class RuleSegment(models.Model):
 
 
 class RuleSegmentMember(models.Model):
-    """Membership of a rule-based segment in one run (materialised at recalculation)."""
+    """Membership of a rule-based segment in one run (materialised at recalculation).
+
+    Written in bulk like MemberScore, and for the same reason without database-enforced keys;
+    deleting a segment, run or member removes the rows through the ORM's cascade."""
 
     run = models.ForeignKey(
-        SegmentationRun, on_delete=models.CASCADE, related_name="rule_memberships", db_index=False
+        SegmentationRun,
+        on_delete=models.CASCADE,
+        related_name="rule_memberships",
+        db_index=False,
+        db_constraint=False,
     )
-    segment = models.ForeignKey(RuleSegment, on_delete=models.CASCADE, related_name="memberships")
-    member = models.ForeignKey("members.Member", on_delete=models.CASCADE, related_name="+")
+    segment = models.ForeignKey(
+        RuleSegment,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        db_index=False,
+        db_constraint=False,
+    )
+    member = models.ForeignKey(
+        "members.Member",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
 
     class Meta:
         constraints = [
@@ -256,6 +275,8 @@ class RuleSegmentMember(models.Model):
                 fields=["run", "segment", "member"], name="one_rule_membership_per_run"
             ),
         ]
+        # The member page asks "which segments is this member in, in this run".
+        indexes = [models.Index(fields=["run", "member"])]
 
     def __str__(self) -> str:
         return f"{self.segment_id}: {self.member_id}"

@@ -170,7 +170,11 @@ def write_scores(run: SegmentationRun, scores: pd.DataFrame) -> int:
     ]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            return copy_binary(cursor.cursor, table, columns)
+            written = copy_binary(cursor.cursor, table, columns)
+            # Fresh statistics: the rule segments' joins on this run are planned next, in the
+            # same transaction, and would otherwise expect the new run to have no rows.
+            cursor.execute(f"ANALYZE {table}")
+            return written
     frame = pd.DataFrame({name: values for name, _type, values in columns})
     frame = frame.astype(object).where(frame.notna(), None)
     names = [name for name, _type, _values in columns]
@@ -186,6 +190,13 @@ def _fill_rule_segments(run: SegmentationRun, now: dt.datetime) -> dict[str, int
     """Materialise every active rule segment for this run: one INSERT ... SELECT each."""
     counts: dict[str, int] = {}
     table = RuleSegmentMember._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Each rule selects from all members at once: hash joins in memory. The planner
+            # underestimates semi-joins such as the consent window and picks nested loops
+            # (measured 12.9 s instead of 3.1 s at 1M members). Only for this transaction.
+            cursor.execute("SET LOCAL work_mem = '128MB'")
+            cursor.execute("SET LOCAL enable_nestloop = off")
     for segment in RuleSegment.objects.filter(is_active=True).order_by("pk"):
         members = rule_members(rule=segment.rule, run_id=run.pk, now=now).values(matched_id=F("pk"))
         sql, params = members.query.sql_with_params()
