@@ -214,7 +214,7 @@ class MemberScore(models.Model):
 
     @property
     def rfm_cell(self) -> str:
-        if self.r_score is None:
+        if self.r_score is None or self.f_score is None or self.m_score is None:
             return ""
         return rfm.rfm_cell(self.r_score, self.f_score, self.m_score)
 

@@ -196,7 +196,7 @@ class _Compiler:
 
     def compile(self, rule: dict) -> Q:
         if "all" in rule or "any" in rule:
-            parts = [self.compile(part) for part in rule.get("all") or rule.get("any")]
+            parts = [self.compile(part) for part in rule.get("all") or rule.get("any") or []]
             combined = parts[0]
             for part in parts[1:]:
                 combined = combined & part if "all" in rule else combined | part
@@ -225,7 +225,8 @@ class _Compiler:
             lookup = f"segment_scores__{field}"
             if op == "not_in":
                 # A negated multi-valued lookup would ignore the run; use the complement instead.
-                value = [choice for choice in spec.choices() if choice not in value]
+                choices = spec.choices() if spec.choices else []
+                value = [choice for choice in choices if choice not in value]
             if op in SET_OPS:
                 return Q(**{f"{lookup}__in": value})
             return self._compare(lookup, op, value)

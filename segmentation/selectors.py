@@ -293,13 +293,13 @@ def segment_summary(*, run: SegmentationRun) -> list[SegmentRow]:
         row = rows.get(segment.value)
         if row is None:
             result.append(
-                SegmentRow(segment.value, segment.label, 0, 0, 0, 0, None, 0, 0, None, None)
+                SegmentRow(segment.value, str(segment.label), 0, 0, 0, 0, None, 0, 0, None, None)
             )
             continue
         result.append(
             SegmentRow(
                 segment=segment.value,
-                label=segment.label,
+                label=str(segment.label),
                 members=row["members"],
                 member_share=row["members"] / total_members,
                 revenue=float(row["revenue"] or 0),
@@ -379,8 +379,8 @@ def quadrant_summary(*, run: SegmentationRun) -> list[QuadrantRow]:
     return [
         QuadrantRow(
             quadrant=quadrant.value,
-            label=quadrant.label,
-            advice=str(QUADRANT_ADVICE[quadrant.value]),
+            label=str(quadrant.label),
+            advice=str(QUADRANT_ADVICE[quadrant]),
             members=rows.get(quadrant.value, {}).get("members", 0),
             revenue=float(rows.get(quadrant.value, {}).get("revenue") or 0),
             avg_clv=rows.get(quadrant.value, {}).get("avg_clv"),
