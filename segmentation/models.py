@@ -275,8 +275,6 @@ class RuleSegmentMember(models.Model):
                 fields=["run", "segment", "member"], name="one_rule_membership_per_run"
             ),
         ]
-        # The member page asks "which segments is this member in, in this run".
-        indexes = [models.Index(fields=["run", "member"])]
 
     def __str__(self) -> str:
         return f"{self.segment_id}: {self.member_id}"

@@ -6,11 +6,13 @@ import datetime as dt
 import io
 import itertools
 import threading
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Avg,
@@ -29,6 +31,7 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.models import Purchase
 from members.models import Member, MemberStatus
+from members.selectors import consenting_member_ids
 
 from .models import (
     MemberScore,
@@ -49,6 +52,7 @@ AGGREGATE_COLUMNS = [
     "spend_total",
     "days_since_first",
     "first_spend",
+    "last_epoch",
 ]
 
 # first_spend: the spend of the earliest purchase, found by the minimum of one bigint that
@@ -65,7 +69,8 @@ SELECT member_id,
        sum(amount) - sum(refunded_amount),
        date_part('epoch', %(now)s::timestamptz - min(purchased_at)) / 86400.0,
        (min(floor(date_part('epoch', purchased_at) / 60)::bigint * 10000000000
-            + ((amount - refunded_amount) * 100)::bigint) %% 10000000000) / 100.0
+            + ((amount - refunded_amount) * 100)::bigint) %% 10000000000) / 100.0,
+       date_part('epoch', max(purchased_at)) {extra}
 FROM {purchase}
 WHERE purchased_at <= %(now)s::timestamptz {part}
 GROUP BY member_id
@@ -83,7 +88,8 @@ SELECT p.member_id,
        julianday(%(now)s) - julianday(min(p.purchased_at)),
        (SELECT f.amount - f.refunded_amount FROM {purchase} f
          WHERE f.member_id = p.member_id AND f.purchased_at <= %(now)s
-         ORDER BY f.purchased_at, f.id LIMIT 1)
+         ORDER BY f.purchased_at, f.id LIMIT 1),
+       max(p.purchased_at) {extra}
 FROM {purchase} p
 WHERE p.purchased_at <= %(now)s
 GROUP BY p.member_id
@@ -113,21 +119,35 @@ def _copy_out(query: str, params: dict) -> io.BytesIO:
     return buffer
 
 
-def purchase_aggregates(*, now: dt.datetime, window_start: dt.datetime) -> pd.DataFrame:
+def purchase_aggregates(
+    *, now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int] = ()
+) -> pd.DataFrame:
     """Per member with purchases up to `now`: the figures RFM and CLV need, in one query.
 
     days_since_last / days_since_first are fractional days; frequency and monetary count only
-    the window (window_start, now]; *_total and first_spend cover the whole history. On
-    PostgreSQL the rows stream out with COPY, which is several times faster than fetching.
+    the window (window_start, now]; *_total and first_spend cover the whole history;
+    last_epoch is the last purchase in seconds since 1970. For each of `recent_days` the
+    columns spend_<days> (gross) and purchases_<days> cover (now - days, now], for the rule
+    segments. On PostgreSQL the rows stream out with COPY, several times faster than fetching.
     """
     table = Purchase._meta.db_table
+    days = sorted(set(recent_days))
     params = {"now": now, "window_start": window_start}
+    params.update({f"since_{d}": now - dt.timedelta(days=d) for d in days})
+    columns = AGGREGATE_COLUMNS + [f"{kind}_{d}" for d in days for kind in ("spend", "purchases")]
     if connection.vendor == "postgresql":
+        extra = "".join(
+            f", coalesce(sum(amount) FILTER (WHERE purchased_at > %(since_{d})s::timestamptz), 0)"
+            f", count(*) FILTER (WHERE purchased_at > %(since_{d})s::timestamptz)"
+            for d in days
+        )
         if connection.in_atomic_block:  # other connections would not see this transaction
             parts = [""]
         else:  # two halves of the members on two connections: both cores aggregate
             parts = [f"AND member_id %% 2 = {half}" for half in (0, 1)]
-        queries = [_POSTGRES_AGGREGATE.format(purchase=table, part=part) for part in parts]
+        queries = [
+            _POSTGRES_AGGREGATE.format(purchase=table, part=part, extra=extra) for part in parts
+        ]
         if len(queries) == 1:
             buffers = [_copy_out(queries[0], params)]
         else:
@@ -137,7 +157,7 @@ def purchase_aggregates(*, now: dt.datetime, window_start: dt.datetime) -> pd.Da
             [
                 pd.read_csv(
                     buffer,
-                    names=AGGREGATE_COLUMNS,
+                    names=columns,
                     header=None,
                     dtype={"member_id": "int64", "frequency": "int64", "purchases_total": "int64"},
                 )
@@ -146,7 +166,12 @@ def purchase_aggregates(*, now: dt.datetime, window_start: dt.datetime) -> pd.Da
             ignore_index=True,
         )
     else:
-        query = _SQLITE_AGGREGATE.format(purchase=table)
+        extra = "".join(
+            f", coalesce(sum(CASE WHEN p.purchased_at > :since_{d} THEN p.amount END), 0)"
+            f", sum(CASE WHEN p.purchased_at > :since_{d} THEN 1 ELSE 0 END)"
+            for d in days
+        )
+        query = _SQLITE_AGGREGATE.format(purchase=table, extra=extra)
         # Django keeps SQLite datetimes as naive UTC text; compare in the same form.
         sqlite_params = {
             key: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
@@ -157,9 +182,16 @@ def purchase_aggregates(*, now: dt.datetime, window_start: dt.datetime) -> pd.Da
                 query.replace("%(now)s", ":now").replace("%(window_start)s", ":window_start"),
                 sqlite_params,
             )
-            frame = pd.DataFrame(cursor.fetchall(), columns=AGGREGATE_COLUMNS)
-    for column in ("monetary", "spend_total", "first_spend"):
+            frame = pd.DataFrame(cursor.fetchall(), columns=columns)
+        frame["last_epoch"] = (
+            pd.to_datetime(frame["last_epoch"], utc=True, format="ISO8601")
+            - pd.Timestamp(0, tz="UTC")
+        ) / pd.Timedelta(seconds=1)
+    for column in ("monetary", "spend_total", "first_spend", "last_epoch"):
         frame[column] = frame[column].astype("float64")
+    for d in days:
+        frame[f"spend_{d}"] = frame[f"spend_{d}"].astype("float64").round(2)
+        frame[f"purchases_{d}"] = frame[f"purchases_{d}"].astype("int64")
     return frame
 
 
@@ -171,6 +203,51 @@ def scored_member_ids() -> pd.Series:
         cursor.execute(sql, params)
         ids = np.fromiter((row[0] for row in cursor.fetchall()), dtype="int64")
     return pd.Series(ids, name="member_id", dtype="int64")
+
+
+def _frame(query: QuerySet, columns: list[str]) -> pd.DataFrame:
+    """A values_list() query's rows as a DataFrame (COPY on PostgreSQL: a million rows/s)."""
+    sql, params = query.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            buffer = io.BytesIO()
+            statement = cursor.mogrify(sql, params)
+            if isinstance(statement, bytes):
+                statement = statement.decode()
+            with cursor.cursor.copy(f"COPY ({statement}) TO STDOUT WITH (FORMAT csv)") as copy:
+                for block in copy:
+                    buffer.write(block)
+        buffer.seek(0)
+        return pd.read_csv(
+            buffer, names=columns, header=None, keep_default_na=False, na_values=[""]
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def member_attributes() -> pd.DataFrame:
+    """Per active member what rule segments ask besides scores and purchases: language,
+    birth month, enrolment date (local), tier name, as of now."""
+    frame = _frame(
+        Member.objects.filter(status=MemberStatus.ACTIVE)
+        .order_by()
+        .values_list("pk", "language", "birth_date", "enrolled_at", "points_account__tier__name"),
+        ["member_id", "language", "birth_date", "enrolled_at", "tier"],
+    )
+    frame["birth_month"] = pd.to_datetime(frame["birth_date"]).dt.month.astype("float64")
+    enrolled = pd.to_datetime(frame["enrolled_at"], utc=True, format="ISO8601")
+    frame["enrolled_date"] = (
+        enrolled.dt.tz_convert(settings.TIME_ZONE).dt.tz_localize(None).dt.normalize()
+    )
+    frame["tier"] = frame["tier"].astype(object).where(frame["tier"].notna(), None)
+    return frame[["member_id", "language", "birth_month", "enrolled_date", "tier"]]
+
+
+def consenting_ids() -> np.ndarray:
+    """Ids of members whose newest e-mail consent grants it (for rule segments in a run)."""
+    ids = _frame(consenting_member_ids(), ["member_id"])["member_id"]
+    return ids.to_numpy(dtype="int64")
 
 
 def current_run() -> SegmentationRun | None:
@@ -202,11 +279,16 @@ def member_score_history(*, member: Member, runs: int = 6) -> list[MemberScore]:
 
 def member_rule_segments(*, member: Member) -> list[RuleSegment]:
     """The rule-based segments the member is in, as of the current run."""
-    return list(
-        RuleSegment.objects.filter(
-            memberships__member=member, memberships__run__is_current=True
-        ).order_by("name")
-    )
+    run = current_run()
+    if run is None:
+        return []
+    # segment_id IN (...) lets the unique (run, segment, member) index answer with one probe
+    # per segment; there is no (run, member) index to maintain for a million rows per run.
+    segment_ids = list(RuleSegment.objects.values_list("pk", flat=True))
+    found = RuleSegmentMember.objects.filter(
+        run=run, segment_id__in=segment_ids, member=member
+    ).values("segment_id")
+    return list(RuleSegment.objects.filter(pk__in=found).order_by("name"))
 
 
 def rule_segment_counts() -> dict[int, int]:

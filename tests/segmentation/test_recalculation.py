@@ -44,7 +44,14 @@ def test_a_run_scores_every_active_member_and_becomes_current(demo_program):
     active = Member.objects.filter(status=MemberStatus.ACTIVE).count()
     assert run.member_count == active == MemberScore.objects.filter(run=run).count()
     assert run.progress == 100 and run.finished_at is not None
-    assert set(run.timings) >= {"aggregate", "score", "write", "rule_segments", "swap"}
+    assert set(run.timings) >= {
+        "aggregate",
+        "score",
+        "rule_segments",
+        "write_scores",
+        "write_rule_segments",
+        "swap",
+    }
     assert set(run.parameters["clv_parameters"]["bgnbd"]) == {"r", "alpha", "a", "b"}
     # The demo data populates every named segment and every quadrant.
     segments = set(MemberScore.objects.filter(run=run).values_list("segment", flat=True))
@@ -98,12 +105,13 @@ def test_rule_segments_are_materialised_in_the_run(demo_program):
 
 
 def test_a_failure_midway_leaves_the_previous_run_current(demo_program, monkeypatch):
+    RuleSegment.objects.create(name="All", rule={"field": "r_score", "op": "gte", "value": 1})
     good = services.recalculate(now=NOW)
 
-    def broken(run, now):
+    def broken(run):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_fill_rule_segments", broken)
+    monkeypatch.setattr(services, "_make_current", broken)
     failed = services.recalculate(now=NOW + dt.timedelta(days=1))
 
     assert failed.status == RunStatus.FAILED and not failed.is_current
@@ -111,6 +119,7 @@ def test_a_failure_midway_leaves_the_previous_run_current(demo_program, monkeypa
     assert current_run() == good
     # The scores it had written were rolled back with it: nothing half-written remains.
     assert not MemberScore.objects.filter(run=failed).exists()
+    assert not RuleSegmentMember.objects.filter(run=failed).exists()
     assert MemberScore.objects.filter(run=good).count() == good.member_count
 
 
