@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from email.mime.image import MIMEImage
 from typing import Any
 
 from django.conf import settings
@@ -33,8 +34,12 @@ def send_templated_email(
     context: dict[str, Any],
     language: str,
     headers: dict[str, str] | None = None,
+    inline_images: dict[str, bytes] | None = None,
 ) -> None:
-    """Render `emails/<template>_subject.txt`, `.txt` and `.html` and send them."""
+    """Render `emails/<template>_subject.txt`, `.txt` and `.html` and send them.
+
+    `inline_images` maps a content id to PNG bytes; the HTML shows one as <img src="cid:id">.
+    """
     with translation.override(language):
         context = {**email_context(), "language": language, **context}
         subject = render_to_string(f"emails/{template}_subject.txt", context).strip()
@@ -48,4 +53,11 @@ def send_templated_email(
         headers=headers or {},
     )
     message.attach_alternative(html_body, "text/html")
+    if inline_images:
+        message.mixed_subtype = "related"
+        for content_id, png in inline_images.items():
+            image = MIMEImage(png, "png")
+            image.add_header("Content-ID", f"<{content_id}>")
+            image.add_header("Content-Disposition", "inline", filename=f"{content_id}.png")
+            message.attach(image)
     message.send()

@@ -83,3 +83,14 @@ class TermsVersionFactory(factory.django.DjangoModelFactory):
     published_at = factory.LazyFunction(lambda: timezone.now() - dt.timedelta(days=1))
     body_en = "Terms and conditions."
     body_nl = "Algemene voorwaarden."
+
+
+class RewardFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "rewards.Reward"
+
+    name_nl = factory.Sequence(lambda n: f"Beloning {n}")
+    name_en = factory.Sequence(lambda n: f"Reward {n}")
+    kind = "voucher"
+    points_cost = 100
+    cost_eur = Decimal("5.00")

@@ -1,47 +1,17 @@
 """Real concurrency on PostgreSQL: threads with their own connections race the services."""
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
-from loyalty.errors import ApplicationError
 from loyalty.models import LedgerEntry, PointsAccount, Purchase
 from loyalty.services import points_credit, points_debit, purchase_record, purchase_refund
 from members.models import Member
 from members.services import member_enrol
+from tests.concurrency import race
 from tests.factories import MemberFactory, PartnerFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(count: int, action) -> Counter:
-    """Run `action(i)` in `count` threads released at the same moment; count the outcomes."""
-    barrier = threading.Barrier(count)
-    outcomes: Counter = Counter()
-    lock = threading.Lock()
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            result = action(index)
-            outcome = result if isinstance(result, str) else "ok"
-        except ApplicationError as exc:
-            outcome = exc.code
-        except Exception as exc:
-            outcome = f"unexpected {type(exc).__name__}: {exc}"
-        finally:
-            connection.close()
-        with lock:
-            outcomes[outcome] += 1
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def test_twenty_concurrent_debits_of_a_whole_balance_give_exactly_one_success(program):

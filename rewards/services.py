@@ -1,0 +1,237 @@
+"""Writes of rewards: redeeming, cancelling, fulfilling, voucher use and code pools.
+
+Lock order everywhere: the reward row, then the member's points account (inside the loyalty
+services). Purchases lock only the account, so no two paths wait on each other in reverse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import override
+
+from loyalty.models import EntryKind, EntrySource
+from loyalty.selectors import account_for_member
+from loyalty.services import points_credit, points_debit
+from members.models import Member, MemberStatus, User
+
+from . import codes
+from .errors import (
+    InvalidCodeCount,
+    LimitReached,
+    NotCancellable,
+    NotEligible,
+    NotFulfillable,
+    OutOfStock,
+    RewardUnavailable,
+    VoucherAlreadyUsed,
+    VoucherInvalid,
+    VoucherNotValid,
+)
+from .models import (
+    CodeStatus,
+    Redemption,
+    RedemptionStatus,
+    Reward,
+    RewardKind,
+    VoucherCode,
+)
+
+MAX_CODES_PER_CALL = 100_000
+
+
+def reward_check(*, member: Member, reward: Reward, now: dt.datetime | None = None) -> None:
+    """Raise the reason this member cannot redeem this reward now (points are checked by the
+    debit itself). Reads only; the redemption repeats it under the reward's lock."""
+    now = now or timezone.now()
+    if (
+        not reward.is_active
+        or (reward.valid_from and now < reward.valid_from)
+        or (reward.valid_until and now >= reward.valid_until)
+    ):
+        raise RewardUnavailable()
+    if member.status != MemberStatus.ACTIVE:
+        raise NotEligible()
+    if reward.minimum_tier_id is not None:
+        account = account_for_member(member=member)
+        tier = account.tier if account else None
+        if tier is None or tier.rank < reward.minimum_tier.rank:
+            raise NotEligible(
+                _("This reward is for %(tier)s members and up.") % {"tier": reward.minimum_tier}
+            )
+    segment_ids = list(reward.segments.values_list("pk", flat=True))
+    if segment_ids:
+        from segmentation.selectors import members_in_segments
+
+        if not members_in_segments(rule_segment_ids=segment_ids).filter(pk=member.pk).exists():
+            raise NotEligible()
+    if reward.limit_per_member is not None:
+        taken = (
+            Redemption.objects.filter(member=member, reward=reward)
+            .exclude(status=RedemptionStatus.CANCELLED)
+            .count()
+        )
+        if taken >= reward.limit_per_member:
+            raise LimitReached()
+    if reward.stock == 0:
+        raise OutOfStock()
+
+
+@transaction.atomic
+def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
+    """Debit the points, take one from stock, claim a code and record the redemption, or
+    raise why not and change nothing. The voucher e-mail goes out after the commit."""
+    reward = (
+        Reward.objects.select_for_update(of=("self",))
+        .select_related("minimum_tier")
+        .get(pk=reward.pk)
+    )
+    now = timezone.now()
+    reward_check(member=member, reward=reward, now=now)
+    voucher = None
+    if reward.kind == RewardKind.VOUCHER:
+        voucher = (
+            VoucherCode.objects.select_for_update(skip_locked=True)
+            .filter(reward=reward, status=CodeStatus.AVAILABLE)
+            .order_by("pk")
+            .first()
+        )
+        if voucher is None:
+            raise OutOfStock()
+    with override(member.language):
+        reason = _("Reward: %(reward)s") % {"reward": reward.name}
+    entry = points_debit(
+        member=member,
+        points=reward.points_cost,
+        kind=EntryKind.REDEEM,
+        reason=reason,
+        source=EntrySource.REDEMPTION,
+    )
+    if reward.stock is not None:
+        Reward.objects.filter(pk=reward.pk).update(stock=reward.stock - 1)
+    if voucher is not None:
+        voucher.status = CodeStatus.ISSUED
+        voucher.save(update_fields=["status"])
+    redemption = Redemption.objects.create(
+        member=member,
+        reward=reward,
+        points=reward.points_cost,
+        status=RedemptionStatus.REQUESTED
+        if reward.kind == RewardKind.PRODUCT
+        else RedemptionStatus.ISSUED,
+        voucher=voucher,
+        code=voucher.code if voucher else "",
+        ledger_entry=entry,
+        valid_until=now + dt.timedelta(days=reward.voucher_valid_days)
+        if reward.kind != RewardKind.PRODUCT
+        else None,
+        created_at=now,
+    )
+    from .tasks import send_redemption_email
+
+    transaction.on_commit(lambda: send_redemption_email.delay(redemption.pk))
+    return redemption
+
+
+@transaction.atomic
+def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Redemption:
+    """Give the points back, return the stock and (unused) code; refused once used or
+    delivered."""
+    Reward.objects.select_for_update().get(pk=redemption.reward_id)
+    redemption = (
+        Redemption.objects.select_for_update(of=("self",))
+        .select_related("reward", "member")
+        .get(pk=redemption.pk)
+    )
+    if redemption.status not in (RedemptionStatus.ISSUED, RedemptionStatus.REQUESTED):
+        raise NotCancellable()
+    with override(redemption.member.language):
+        reason = _("Cancelled reward: %(reward)s") % {"reward": redemption.reward.name}
+    redemption.refund_entry = points_credit(
+        member=redemption.member,
+        points=redemption.points,
+        kind=EntryKind.REVERSAL,
+        reason=reason,
+        source=EntrySource.REDEMPTION,
+        created_by=by,
+    )
+    if redemption.reward.stock is not None:
+        Reward.objects.filter(pk=redemption.reward_id).update(stock=redemption.reward.stock + 1)
+    if redemption.voucher_id is not None:
+        VoucherCode.objects.filter(pk=redemption.voucher_id).update(status=CodeStatus.AVAILABLE)
+        redemption.voucher = None
+    redemption.status = RedemptionStatus.CANCELLED
+    redemption.changed_at = timezone.now()
+    redemption.changed_by = by
+    redemption.save()
+    return redemption
+
+
+@transaction.atomic
+def redemption_fulfil(*, redemption: Redemption, by: User | None = None) -> Redemption:
+    """A partner delivered the product."""
+    redemption = Redemption.objects.select_for_update().get(pk=redemption.pk)
+    if redemption.status != RedemptionStatus.REQUESTED:
+        raise NotFulfillable()
+    redemption.status = RedemptionStatus.FULFILLED
+    redemption.changed_at = timezone.now()
+    redemption.changed_by = by
+    redemption.save(update_fields=["status", "changed_at", "changed_by"])
+    return redemption
+
+
+def voucher_validate(*, code: str, now: dt.datetime | None = None) -> Redemption:
+    """The redemption behind a code that can be used now, or why it cannot."""
+    now = now or timezone.now()
+    normalised = codes.normalise(code)
+    voucher = VoucherCode.objects.filter(code=normalised).first()
+    if voucher is None:
+        raise VoucherInvalid()
+    if voucher.status == CodeStatus.USED:
+        raise VoucherAlreadyUsed(
+            _("This voucher was used on %(date)s.")
+            % {"date": timezone.localtime(voucher.used_at).strftime("%d-%m-%Y %H:%M")}
+        )
+    redemption = Redemption.objects.filter(voucher=voucher).select_related("reward").first()
+    if voucher.status != CodeStatus.ISSUED or redemption is None:
+        raise VoucherNotValid(_("This voucher has not been issued to a member."))
+    if redemption.valid_until and now >= redemption.valid_until:
+        raise VoucherNotValid(_("This voucher has expired."))
+    return redemption
+
+
+@transaction.atomic
+def voucher_use(*, code: str, by: User | None = None) -> Redemption:
+    """Mark a voucher used, once; a second use is refused with the moment of the first."""
+    normalised = codes.normalise(code)
+    locked = VoucherCode.objects.select_for_update().filter(code=normalised).first()
+    if locked is None:
+        raise VoucherInvalid()
+    redemption = voucher_validate(code=normalised)
+    now = timezone.now()
+    VoucherCode.objects.filter(pk=locked.pk).update(status=CodeStatus.USED, used_at=now)
+    redemption.status = RedemptionStatus.USED
+    redemption.changed_at = now
+    redemption.changed_by = by
+    redemption.save(update_fields=["status", "changed_at", "changed_by"])
+    return redemption
+
+
+def codes_generate(*, reward: Reward, count: int) -> int:
+    """Add `count` new unique codes to the reward's pool (bulk, collisions retried)."""
+    if not 1 <= count <= MAX_CODES_PER_CALL:
+        raise InvalidCodeCount()
+    created = 0
+    with transaction.atomic():
+        while created < count:
+            batch = {codes.generate() for _ in range(count - created)}
+            existing = set(
+                VoucherCode.objects.filter(code__in=batch).values_list("code", flat=True)
+            )
+            fresh = [VoucherCode(reward=reward, code=code) for code in batch - existing]
+            VoucherCode.objects.bulk_create(fresh, batch_size=5000)
+            created += len(fresh)
+    return created
