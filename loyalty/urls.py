@@ -9,6 +9,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("portal/", include("members.urls")),
     path("portal/", include("loyalty.portal_urls")),
+    path("portal/rewards/", include("rewards.urls")),
     path("", RedirectView.as_view(pattern_name="portal:dashboard", permanent=False)),
 ]
 urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -231,6 +231,14 @@ class InvitationAdmin(admin.ModelAdmin):
         return False
 
 
+def clean_csv_upload(upload):
+    if not upload.name.lower().endswith(".csv"):
+        raise forms.ValidationError(_("Upload a .csv file."))
+    if upload.size > 20 * 1024 * 1024:
+        raise forms.ValidationError(_("The file is larger than 20 MB."))
+    return upload
+
+
 class InvitationImportForm(forms.ModelForm):
     class Meta:
         model = InvitationImport
@@ -243,17 +251,19 @@ class InvitationImportForm(forms.ModelForm):
         }
 
     def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if not upload.name.lower().endswith(".csv"):
-            raise forms.ValidationError(_("Upload a .csv file."))
-        if upload.size > 20 * 1024 * 1024:
-            raise forms.ValidationError(_("The file is larger than 20 MB."))
-        return upload
+        return clean_csv_upload(self.cleaned_data["file"])
 
 
-@admin.register(InvitationImport)
-class InvitationImportAdmin(admin.ModelAdmin):
-    form = InvitationImportForm
+class BackgroundImportAdmin(admin.ModelAdmin):
+    """Upload a CSV; a Celery task imports it; the page shows progress and row errors.
+
+    Subclasses set `form`, `task_path` (the Celery task taking the job id), `input_fields`,
+    and the key and label of the value each row error names."""
+
+    task_path = ""
+    input_fields = ["file"]
+    error_value_key = "email"
+    error_value_label = _("e-mail")
     list_display = [
         "__str__",
         "status",
@@ -278,13 +288,13 @@ class InvitationImportAdmin(admin.ModelAdmin):
     change_form_template = "admin/members/invitationimport/change_form.html"
 
     def get_fields(self, request, obj=None):
-        return ["file"] if obj is None else self.readonly_fields
+        return self.input_fields if obj is None else self.readonly_fields
 
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None or super().has_change_permission(request, obj)
 
     @admin.display(description=_("progress"))
-    def progress(self, job: InvitationImport) -> str:
+    def progress(self, job) -> str:
         return format_html(
             '<progress max="100" value="{0}" aria-label="{1}"></progress> {0}%',
             job.progress_percent,
@@ -292,23 +302,23 @@ class InvitationImportAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description=_("errors"))
-    def error_count(self, job: InvitationImport) -> int:
+    def error_count(self, job) -> int:
         return len(job.errors)
 
     @admin.display(description=_("row errors"))
-    def error_report(self, job: InvitationImport):
+    def error_report(self, job):
         if not job.errors:
             return _("None")
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((e["row"], e["email"], e["error"]) for e in job.errors),
+            ((e["row"], e.get(self.error_value_key, ""), e["error"]) for e in job.errors),
         )
         return format_html(
             "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             _("row"),
-            _("e-mail"),
+            self.error_value_label,
             _("error"),
             rows,
         )
@@ -316,18 +326,22 @@ class InvitationImportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if change:
             return
-        from .tasks import run_invitation_import
+        from django.utils.module_loading import import_string
 
+        task = import_string(self.task_path)
         obj.created_by = request.user
         obj.status = JobStatus.QUEUED
         obj.save()
-        transaction.on_commit(lambda: run_invitation_import.delay(obj.pk))
+        transaction.on_commit(lambda: task.delay(obj.pk))
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(
             request, _("The import has started; this page shows its progress."), messages.SUCCESS
         )
-        return HttpResponseRedirect(reverse("admin:members_invitationimport_change", args=[obj.pk]))
+        opts = self.model._meta
+        return HttpResponseRedirect(
+            reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, object_id)
@@ -335,3 +349,9 @@ class InvitationImportAdmin(admin.ModelAdmin):
             "auto_refresh": job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+
+@admin.register(InvitationImport)
+class InvitationImportAdmin(BackgroundImportAdmin):
+    form = InvitationImportForm
+    task_path = "members.tasks.run_invitation_import"

@@ -6,9 +6,11 @@ services). Purchases lock only the account, so no two paths wait on each other i
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -16,7 +18,7 @@ from django.utils.translation import override
 from loyalty.models import EntryKind, EntrySource
 from loyalty.selectors import account_for_member
 from loyalty.services import points_credit, points_debit
-from members.models import Member, MemberStatus, User
+from members.models import JobStatus, Member, MemberStatus, User
 
 from . import codes
 from .errors import (
@@ -38,6 +40,7 @@ from .models import (
     Reward,
     RewardKind,
     VoucherCode,
+    VoucherImport,
 )
 
 MAX_CODES_PER_CALL = 100_000
@@ -235,3 +238,83 @@ def codes_generate(*, reward: Reward, count: int) -> int:
             VoucherCode.objects.bulk_create(fresh, batch_size=5000)
             created += len(fresh)
     return created
+
+
+IMPORT_CHUNK = 1000
+
+
+def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
+    """Add a partner's codes (CSV with a `code` column) to the job's reward.
+
+    Empty, too long, repeated or already known codes are reported per row and skipped; the
+    others are inserted in chunks, each chunk in one transaction. Progress per chunk."""
+    job.status = JobStatus.RUNNING
+    job.save(update_fields=["status"])
+    try:
+        with job.file.open("rb") as handle:
+            text = handle.read().decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text))
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+        if "code" not in header:
+            raise ValueError(_("The CSV needs a header row with a 'code' column."))
+        reader.fieldnames = header
+        # Row numbers are the file's line numbers (blank lines are skipped, not counted away).
+        rows = [(reader.line_num, codes.normalise(row.get("code") or "")) for row in reader]
+    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
+        job.status = JobStatus.FAILED
+        job.errors = [{"row": 0, "code": "", "error": str(exc)}]
+        job.finished_at = timezone.now()
+        job.save(update_fields=["status", "errors", "finished_at"])
+        return job
+
+    job.total_rows = len(rows)
+    job.save(update_fields=["total_rows"])
+    errors: list[dict] = []
+    seen: set[str] = set()
+    created = 0
+    for begin in range(0, len(rows), IMPORT_CHUNK):
+        chunk = rows[begin : begin + IMPORT_CHUNK]
+        known = set(
+            VoucherCode.objects.filter(code__in=[code for _row, code in chunk]).values_list(
+                "code", flat=True
+            )
+        )
+        fresh = []
+        for index, code in chunk:
+            if not code:
+                errors.append({"row": index, "code": code, "error": _("The code is empty.")})
+            elif len(code) > VoucherCode._meta.get_field("code").max_length:
+                errors.append({"row": index, "code": code, "error": _("The code is too long.")})
+            elif code in seen:
+                errors.append(
+                    {"row": index, "code": code, "error": _("The code appears twice in the file.")}
+                )
+            elif code in known:
+                errors.append({"row": index, "code": code, "error": _("The code already exists.")})
+            else:
+                seen.add(code)
+                fresh.append(VoucherCode(reward_id=job.reward_id, code=code))
+        try:
+            with transaction.atomic():
+                VoucherCode.objects.bulk_create(fresh)
+            created += len(fresh)
+        except IntegrityError:  # another import added one of these meanwhile: row by row
+            for voucher in fresh:
+                try:
+                    with transaction.atomic():
+                        voucher.save()
+                    created += 1
+                except IntegrityError:
+                    errors.append(
+                        {"row": 0, "code": voucher.code, "error": _("The code already exists.")}
+                    )
+        VoucherImport.objects.filter(pk=job.pk).update(
+            processed_rows=begin + len(chunk), created_rows=created
+        )
+    job.processed_rows = len(rows)
+    job.created_rows = created
+    job.errors = errors
+    job.status = JobStatus.DONE
+    job.finished_at = timezone.now()
+    job.save(update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"])
+    return job

@@ -46,3 +46,13 @@ def send_redemption_email(self, redemption_id: int) -> None:
         )
     except OSError as exc:  # SMTP unreachable: try again later
         raise self.retry(exc=exc) from exc
+
+
+@shared_task(acks_late=True)
+def run_voucher_import(job_id: int) -> None:
+    from .models import VoucherImport
+    from .services import voucher_import_run
+
+    job = VoucherImport.objects.filter(pk=job_id, status="queued").first()
+    if job is not None:
+        voucher_import_run(job=job)

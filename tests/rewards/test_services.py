@@ -33,6 +33,12 @@ from tests.factories import MemberFactory, RewardFactory, TierFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    """These tests read English texts; the product's default language is Dutch."""
+    settings.LANGUAGE_CODE = "en"
+
+
 @pytest.fixture
 def rich_member(program):
     member = MemberFactory(language="en")

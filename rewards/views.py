@@ -1,0 +1,85 @@
+"""Portal pages of rewards: the catalogue, redeeming with a confirmation, my rewards."""
+
+from __future__ import annotations
+
+import segno
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from loyalty.errors import ApplicationError
+from loyalty.selectors import member_balance
+from loyalty.views import active_member_required
+
+from . import codes, selectors, services
+from .models import Reward
+
+
+@active_member_required
+def catalogue(request: HttpRequest) -> HttpResponse:
+    member = request.member  # type: ignore[attr-defined]
+    items = selectors.catalogue_for(member=member)
+    return render(
+        request,
+        "rewards/catalogue.html",
+        {
+            "items": items,
+            "balance": member_balance(member=member),
+            "available": [item for item in items if item.can_redeem],
+            "locked": [item for item in items if not item.can_redeem],
+        },
+    )
+
+
+@active_member_required
+@require_http_methods(["GET", "POST"])
+def redeem(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET asks for confirmation; POST redeems (one transaction) or says why not."""
+    member = request.member  # type: ignore[attr-defined]
+    reward = get_object_or_404(Reward, pk=pk, is_active=True)
+    if request.method == "POST":
+        try:
+            with transaction.atomic():
+                redemption = services.reward_redeem(member=member, reward=reward)
+        except ApplicationError as error:
+            messages.error(request, str(error.message))
+            return redirect("rewards:catalogue")
+        messages.success(request, _("Enjoy your reward! We have also sent it by e-mail."))
+        return redirect("rewards:redemption", pk=redemption.pk)
+    balance = member_balance(member=member)
+    return render(
+        request,
+        "rewards/confirm.html",
+        {"reward": reward, "balance": balance, "after": balance - reward.points_cost},
+    )
+
+
+@active_member_required
+def my_rewards(request: HttpRequest) -> HttpResponse:
+    member = request.member  # type: ignore[attr-defined]
+    return render(
+        request, "rewards/mine.html", {"redemptions": selectors.redemptions_of(member=member)}
+    )
+
+
+@active_member_required
+def redemption_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    member = request.member  # type: ignore[attr-defined]
+    redemption = get_object_or_404(selectors.redemptions_of(member=member), pk=pk)
+    qr = ""
+    if redemption.code and redemption.status == "issued":
+        qr = segno.make(redemption.code, error="m").svg_inline(
+            scale=6, border=2, title=_("QR code of your voucher")
+        )
+    return render(
+        request,
+        "rewards/redemption.html",
+        {
+            "redemption": redemption,
+            "code": codes.display(redemption.code) if redemption.code else "",
+            "qr": qr,
+        },
+    )

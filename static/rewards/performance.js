@@ -1,0 +1,14 @@
+// Stacked bars of points spent per month and partner (vendored Chart.js).
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("performance-data").textContent);
+  const colours = ["#0b5c4a", "#f2a900", "#2b6cb0", "#7c3aed", "#c0392b", "#6b7280"];
+  new Chart(document.getElementById("chart-performance"), {
+    type: "bar",
+    data: {
+      labels: data.months,
+      datasets: data.series.map((series, index) => ({ label: series.label, data: series.points, backgroundColor: colours[index % colours.length] })),
+    },
+    options: { responsive: true, aspectRatio: 3, plugins: { legend: { position: "bottom" } }, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+  });
+})();
