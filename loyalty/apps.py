@@ -24,3 +24,10 @@ class LoyaltyConfig(AppConfig):
         participation.register_provider(conditions)
         post_migrate.connect(sync_after_migrate, dispatch_uid="loyalty.roles.sync")
         emails.register_context_provider(lambda: {"program": ProgramSettings.load()})
+
+        from members import privacy as member_privacy
+
+        from . import privacy
+
+        member_privacy.register_exporter("points", privacy.export_points)
+        member_privacy.register_exporter("purchases", privacy.export_purchases)

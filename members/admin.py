@@ -22,11 +22,13 @@ from loyalty.errors import ApplicationError
 from . import services
 from .models import (
     ConsentRecord,
+    FaqItem,
     Invitation,
     InvitationImport,
     JobStatus,
     Language,
     Member,
+    PrivacyStatement,
     TermsVersion,
     User,
 )
@@ -110,7 +112,7 @@ class MemberAdmin(admin.ModelAdmin):
         (_("Enrolment"), {"fields": ("enrolment_source", "enrolled_at", "created_at", "user")}),
     )
     inlines: list = [ConsentRecordInline]
-    actions = ["resend_confirmation"]
+    actions = ["resend_confirmation", "erase_selected"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # counting 1M members on every page costs more than it helps
     # Other apps add their part of the member page (points, segments) without this app knowing
@@ -151,15 +153,69 @@ class MemberAdmin(admin.ModelAdmin):
         for line in refused:
             self.message_user(request, line, messages.ERROR)
 
+    @admin.action(
+        description=_("Erase personal data (GDPR request received elsewhere)"),
+        permissions=["change"],
+    )
+    def erase_selected(self, request: HttpRequest, queryset):
+        """Asks for confirmation first; the POST with `confirm` erases."""
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Erase personal data"),
+                "members": queryset,
+                "opts": self.model._meta,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            }
+            return render(request, "admin/members/member/erase_confirm.html", context)
+        erased = 0
+        for member in queryset:
+            try:
+                services.member_erase(member=member, by=request.user)
+                erased += 1
+            except ApplicationError as error:
+                self.message_user(
+                    request, f"{member.member_number}: {error.message}", messages.ERROR
+                )
+        if erased:
+            self.message_user(
+                request,
+                _("%(count)d member(s) erased; their points and purchases stay in the accounts.")
+                % {"count": erased},
+                messages.SUCCESS,
+            )
+        return None
+
     def get_urls(self):
         custom = [
             path(
                 "invite/",
                 self.admin_site.admin_view(self.invite_view),
                 name="members_member_invite",
-            )
+            ),
+            path(
+                "<int:pk>/export/",
+                self.admin_site.admin_view(self.export_view),
+                name="members_member_export",
+            ),
         ]
         return custom + super().get_urls()
+
+    def export_view(self, request: HttpRequest, pk: int):
+        """The member's GDPR data export, for a request received by other means."""
+        from django.http import HttpResponse
+        from django.shortcuts import get_object_or_404
+
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        member = get_object_or_404(Member, pk=pk)
+        response = HttpResponse(
+            services.member_data_export(member=member), content_type="application/zip"
+        )
+        response["Content-Disposition"] = (
+            f'attachment; filename="personal-data-{member.member_number}.zip"'
+        )
+        return response
 
     def invite_view(self, request: HttpRequest):
         if not self.has_add_permission(request):
@@ -197,6 +253,18 @@ class TermsVersionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # acceptances and consents refer to the versions
+
+
+@admin.register(FaqItem)
+class FaqItemAdmin(admin.ModelAdmin):
+    list_display = ["question_nl", "question_en", "position", "is_published"]
+    list_editable = ["position", "is_published"]
+    search_fields = ["question_nl", "question_en", "answer_nl", "answer_en"]
+
+
+@admin.register(PrivacyStatement)
+class PrivacyStatementAdmin(admin.ModelAdmin):
+    list_display = ["version", "published_at"]
 
 
 @admin.register(ConsentRecord)

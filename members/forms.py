@@ -70,3 +70,34 @@ class EnrolForm(ServiceErrorMixin, forms.Form):
 
 class ResendConfirmationForm(forms.Form):
     email = forms.EmailField(label=_("E-mail address"))
+
+
+class ProfileForm(ServiceErrorMixin, forms.Form):
+    first_name = forms.CharField(
+        label=_("First name"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label=_("Last name"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    birth_date = forms.DateField(
+        label=_("Birth date"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
+    )
+    language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
+
+
+class ConsentForm(forms.Form):
+    granted = forms.BooleanField(label=_("Yes, send me offers and news by e-mail"), required=False)
+
+
+class PasswordConfirmForm(ServiceErrorMixin, forms.Form):
+    password = forms.CharField(
+        label=_("Your password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )

@@ -253,3 +253,40 @@ class InvitationImport(BackgroundImport):
 
     def __str__(self) -> str:
         return f"{self.file.name} ({self.get_status_display()})"
+
+
+class FaqItem(models.Model):
+    """A question and answer on the portal's FAQ page, edited by the program manager."""
+
+    question_nl = models.CharField(_("question (Dutch)"), max_length=200)
+    question_en = models.CharField(_("question (English)"), max_length=200)
+    answer_nl = models.TextField(_("answer (Dutch)"))
+    answer_en = models.TextField(_("answer (English)"))
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    is_published = models.BooleanField(_("published"), default=True)
+
+    class Meta:
+        verbose_name = _("FAQ item")
+        verbose_name_plural = _("FAQ")
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.question_nl
+
+
+class PrivacyStatement(models.Model):
+    """A published version of the privacy statement; the newest one is shown."""
+
+    version = models.CharField(_("version"), max_length=20, unique=True)
+    published_at = models.DateTimeField(_("published at"), default=timezone.now)
+    body_nl = models.TextField(_("text (Dutch)"))
+    body_en = models.TextField(_("text (English)"))
+
+    class Meta:
+        verbose_name = _("privacy statement")
+        verbose_name_plural = _("privacy statements")
+        ordering = ["-published_at"]
+        get_latest_by = "published_at"
+
+    def __str__(self) -> str:
+        return self.version

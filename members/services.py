@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .errors import (
+    AlreadyErased,
     BirthDateRequired,
     ConfirmationLinkExpired,
     ConfirmationLinkInvalid,
@@ -339,3 +340,124 @@ def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) ->
     job.finished_at = timezone.now()
     job.save(update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"])
     return job
+
+
+# --- the member's own account: profile, terms, GDPR ------------------------------------------
+
+
+@transaction.atomic
+def member_profile_update(
+    *,
+    member: Member,
+    first_name: str,
+    last_name: str,
+    language: str,
+    birth_date: dt.date | None,
+) -> Member:
+    """Change what a member may change about themselves (the e-mail is their login)."""
+    if language not in Language.values:
+        raise InvalidLanguage(_("Choose Dutch or English."))
+    conditions = current_conditions()
+    if conditions.minimum_age:
+        if birth_date is None:
+            raise BirthDateRequired()
+        if _age_on(birth_date, timezone.localdate()) < conditions.minimum_age:
+            raise TooYoung(
+                _("Members must be at least %(age)d years old.") % {"age": conditions.minimum_age}
+            )
+    member.first_name = first_name.strip()
+    member.last_name = last_name.strip()
+    member.language = language
+    member.birth_date = birth_date
+    member.save(update_fields=["first_name", "last_name", "language", "birth_date"])
+    return member
+
+
+def terms_pending(*, member: Member) -> TermsVersion | None:
+    """The current terms if this member has not accepted them yet."""
+    terms = current_terms()
+    if terms is None or TermsAcceptance.objects.filter(member=member, terms_version=terms).exists():
+        return None
+    return terms
+
+
+def terms_accept(*, member: Member, terms: TermsVersion) -> TermsAcceptance:
+    """Record acceptance (idempotent: a second click changes nothing)."""
+    acceptance, _created = TermsAcceptance.objects.get_or_create(member=member, terms_version=terms)
+    return acceptance
+
+
+def member_data_export(*, member: Member) -> bytes:
+    """Everything we hold about the member, machine-readable: a zip with one JSON file."""
+    import json
+    import zipfile
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    from . import privacy
+
+    data = {
+        "exported_at": timezone.now(),
+        "member": {
+            "member_number": member.member_number,
+            "email": member.email,
+            "first_name": member.first_name,
+            "last_name": member.last_name,
+            "birth_date": member.birth_date,
+            "language": member.language,
+            "status": member.status,
+            "enrolled_at": member.enrolled_at,
+            "enrolment_source": member.enrolment_source,
+        },
+        "consent_records": list(
+            member.consent_records.order_by("recorded_at", "pk").values(
+                "channel", "granted", "source", "recorded_at", "terms_version__version"
+            )
+        ),
+        "terms_acceptances": list(
+            member.terms_acceptances.order_by("accepted_at").values(
+                "terms_version__version", "accepted_at"
+            )
+        ),
+    }
+    for name, exporter in privacy.exporters().items():
+        data[name] = exporter(member)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "personal-data.json",
+            json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False),
+        )
+    return buffer.getvalue()
+
+
+@transaction.atomic
+def member_erase(*, member: Member, by: User | None = None) -> Member:
+    """Erase on request: personal data removed or pseudonymised, consent withdrawn, login
+    disabled. Ledger, purchases and redemptions stay (linked to the pseudonymous member) so
+    the program's accounts and figures are unchanged."""
+    from . import privacy
+
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    if member.status == MemberStatus.ERASED:
+        raise AlreadyErased()
+    consent_set(member=member, granted=False, source="erasure")
+    for eraser in privacy.erasers():
+        eraser(member)
+    placeholder = f"erased-{member.member_number}@erased.invalid"
+    member.email = placeholder
+    member.first_name = ""
+    member.last_name = ""
+    member.birth_date = None
+    member.status = MemberStatus.ERASED
+    member.save(update_fields=["email", "first_name", "last_name", "birth_date", "status"])
+    if member.user_id is not None:
+        user = User.objects.select_for_update().get(pk=member.user_id)
+        user.email = placeholder
+        user.first_name = ""
+        user.last_name = ""
+        user.is_active = False
+        user.set_unusable_password()
+        user.save()
+    logger.info("member %s erased (by %s)", member.pk, by.pk if by else "the member")
+    return member

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from loyalty.errors import ApplicationError
 from loyalty.selectors import member_balance
-from loyalty.views import active_member_required
+from members.decorators import active_member_required
 
 from . import codes, selectors, services
 from .models import Reward
