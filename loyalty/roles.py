@@ -21,6 +21,10 @@ SUPPORT_PERMISSIONS = (
     ("loyalty", "view_tier"),
     ("loyalty", "view_tierchange"),
     ("segmentation", "view_memberscore"),  # the scores on the member page, not the exports
+    ("rewards", "view_reward"),
+    ("rewards", "view_vouchercode"),
+    ("rewards", "view_redemption"),
+    ("rewards", "change_redemption"),  # cancel for a member, check and use vouchers
 )
 
 

@@ -12,12 +12,11 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from loyalty.errors import ApplicationError
 from loyalty.selectors import member_balance
 from members.models import Member
 
 from .models import Redemption, RedemptionStatus, Reward
-from .services import reward_check
+from .services import member_standing, reward_refusal
 
 
 @dataclass(frozen=True)
@@ -33,20 +32,18 @@ def catalogue_for(*, member: Member) -> list[CatalogueItem]:
     can redeem it now; locked ones are shown as an incentive."""
     now = timezone.now()
     balance = member_balance(member=member)
-    rewards = (
+    rewards = list(
         Reward.objects.filter(is_active=True)
         .exclude(valid_until__lte=now)
         .exclude(valid_from__gt=now)
         .select_related("minimum_tier", "partner")
         .prefetch_related("segments")
     )
+    standing = member_standing(member=member, reward_ids=[reward.pk for reward in rewards])
     items = []
     for reward in rewards:
-        reason = ""
-        try:
-            reward_check(member=member, reward=reward, now=now)
-        except ApplicationError as error:
-            reason = str(error.message)
+        refusal = reward_refusal(member=member, reward=reward, standing=standing, now=now)
+        reason = str(refusal.message) if refusal is not None else ""
         missing = max(reward.points_cost - balance, 0)
         if not reason and missing:
             reason = _("You need %(points)d more points.") % {"points": missing}

@@ -9,12 +9,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
+from loyalty.errors import ApplicationError
 from loyalty.models import EntryKind, EntrySource
 from loyalty.selectors import account_for_member
 from loyalty.services import points_credit, points_debit
@@ -46,41 +49,76 @@ from .models import (
 MAX_CODES_PER_CALL = 100_000
 
 
-def reward_check(*, member: Member, reward: Reward, now: dt.datetime | None = None) -> None:
-    """Raise the reason this member cannot redeem this reward now (points are checked by the
-    debit itself). Reads only; the redemption repeats it under the reward's lock."""
-    now = now or timezone.now()
+@dataclass(frozen=True)
+class Standing:
+    """What eligibility depends on for one member, read once for a whole catalogue."""
+
+    tier_rank: int | None
+    rule_segment_ids: frozenset[int]
+    taken: dict[int, int]  # reward id -> redemptions not cancelled
+
+
+def member_standing(*, member: Member, reward_ids: list[int] | None = None) -> Standing:
+    """Three queries, whatever the number of rewards."""
+    from segmentation.selectors import member_rule_segments
+
+    account = account_for_member(member=member)
+    taken = (
+        Redemption.objects.filter(member=member)
+        .exclude(status=RedemptionStatus.CANCELLED)
+        .values("reward_id")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    if reward_ids is not None:
+        taken = taken.filter(reward_id__in=reward_ids)
+    return Standing(
+        tier_rank=account.tier.rank if account and account.tier else None,
+        rule_segment_ids=frozenset(segment.pk for segment in member_rule_segments(member=member)),
+        taken={row["reward_id"]: row["count"] for row in taken},
+    )
+
+
+def reward_refusal(
+    *, member: Member, reward: Reward, standing: Standing, now: dt.datetime
+) -> ApplicationError | None:
+    """Why this member cannot redeem this reward now, or None (points are checked by the
+    debit). `reward.segments` should be prefetched."""
     if (
         not reward.is_active
         or (reward.valid_from and now < reward.valid_from)
         or (reward.valid_until and now >= reward.valid_until)
     ):
-        raise RewardUnavailable()
+        return RewardUnavailable()
     if member.status != MemberStatus.ACTIVE:
-        raise NotEligible()
-    if reward.minimum_tier_id is not None:
-        account = account_for_member(member=member)
-        tier = account.tier if account else None
-        if tier is None or tier.rank < reward.minimum_tier.rank:
-            raise NotEligible(
-                _("This reward is for %(tier)s members and up.") % {"tier": reward.minimum_tier}
-            )
-    segment_ids = list(reward.segments.values_list("pk", flat=True))
-    if segment_ids:
-        from segmentation.selectors import members_in_segments
-
-        if not members_in_segments(rule_segment_ids=segment_ids).filter(pk=member.pk).exists():
-            raise NotEligible()
-    if reward.limit_per_member is not None:
-        taken = (
-            Redemption.objects.filter(member=member, reward=reward)
-            .exclude(status=RedemptionStatus.CANCELLED)
-            .count()
-        )
-        if taken >= reward.limit_per_member:
-            raise LimitReached()
+        return NotEligible()
+    tier = reward.minimum_tier
+    if tier is not None and (standing.tier_rank is None or standing.tier_rank < tier.rank):
+        return NotEligible(_("This reward is for %(tier)s members and up.") % {"tier": tier})
+    segment_ids = {segment.pk for segment in reward.segments.all()}
+    if segment_ids and not segment_ids & standing.rule_segment_ids:
+        return NotEligible()
+    if (
+        reward.limit_per_member is not None
+        and standing.taken.get(reward.pk, 0) >= reward.limit_per_member
+    ):
+        return LimitReached()
     if reward.stock == 0:
-        raise OutOfStock()
+        return OutOfStock()
+    return None
+
+
+def reward_check(*, member: Member, reward: Reward, now: dt.datetime | None = None) -> None:
+    """Raise the reason this member cannot redeem this reward now (reads only; the
+    redemption repeats it under the reward's lock)."""
+    refusal = reward_refusal(
+        member=member,
+        reward=reward,
+        standing=member_standing(member=member, reward_ids=[reward.pk]),
+        now=now or timezone.now(),
+    )
+    if refusal is not None:
+        raise refusal
 
 
 @transaction.atomic
@@ -104,6 +142,8 @@ def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
         )
         if voucher is None:
             raise OutOfStock()
+    elif reward.kind == RewardKind.DISCOUNT:  # a personal code made now, shown at the till
+        voucher = _new_personal_code(reward)
     with override(member.language):
         reason = _("Reward: %(reward)s") % {"reward": reward.name}
     entry = points_debit(
@@ -115,7 +155,7 @@ def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
     )
     if reward.stock is not None:
         Reward.objects.filter(pk=reward.pk).update(stock=reward.stock - 1)
-    if voucher is not None:
+    if voucher is not None and voucher.status != CodeStatus.ISSUED:
         voucher.status = CodeStatus.ISSUED
         voucher.save(update_fields=["status"])
     redemption = Redemption.objects.create(
@@ -137,6 +177,18 @@ def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
 
     transaction.on_commit(lambda: send_redemption_email.delay(redemption.pk))
     return redemption
+
+
+def _new_personal_code(reward: Reward) -> VoucherCode:
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return VoucherCode.objects.create(
+                    reward=reward, code=codes.generate(), status=CodeStatus.ISSUED
+                )
+        except IntegrityError:  # one in 10^14: draw again
+            continue
+    raise RuntimeError("could not draw a unique voucher code")
 
 
 @transaction.atomic
@@ -163,13 +215,18 @@ def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Rede
     )
     if redemption.reward.stock is not None:
         Reward.objects.filter(pk=redemption.reward_id).update(stock=redemption.reward.stock + 1)
-    if redemption.voucher_id is not None:
-        VoucherCode.objects.filter(pk=redemption.voucher_id).update(status=CodeStatus.AVAILABLE)
-        redemption.voucher = None
+    voucher_id = redemption.voucher_id
+    redemption.voucher = None
     redemption.status = RedemptionStatus.CANCELLED
     redemption.changed_at = timezone.now()
     redemption.changed_by = by
     redemption.save()
+    if voucher_id is not None:
+        codes_of_reward = VoucherCode.objects.filter(pk=voucher_id)
+        if redemption.reward.kind == RewardKind.DISCOUNT:
+            codes_of_reward.delete()  # a personal code is void once its redemption is
+        else:
+            codes_of_reward.update(status=CodeStatus.AVAILABLE)  # back into the pool
     return redemption
 
 
@@ -241,6 +298,7 @@ def codes_generate(*, reward: Reward, count: int) -> int:
 
 
 IMPORT_CHUNK = 1000
+MAX_CODE_LENGTH = 40  # VoucherCode.code
 
 
 def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
@@ -283,7 +341,7 @@ def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
         for index, code in chunk:
             if not code:
                 errors.append({"row": index, "code": code, "error": _("The code is empty.")})
-            elif len(code) > VoucherCode._meta.get_field("code").max_length:
+            elif len(code) > MAX_CODE_LENGTH:
                 errors.append({"row": index, "code": code, "error": _("The code is too long.")})
             elif code in seen:
                 errors.append(

@@ -119,3 +119,22 @@ def test_the_reward_list_has_a_constant_number_of_queries(
         services.codes_generate(reward=RewardFactory(), count=3)
     with django_assert_max_num_queries(12):
         assert admin_client.get(reverse("admin:rewards_reward_changelist")).status_code == 200
+
+
+def test_the_demo_commands_load_rewards_segments_and_redemptions(db):
+    import datetime as dt
+
+    from django.core.management import call_command
+
+    from loyalty import demo
+    from members.models import FaqItem
+    from rewards.models import Reward
+
+    demo.seed(demo.DemoSpec(members=300, lines=False, now=dt.datetime(2026, 11, 1, tzinfo=dt.UTC)))
+    call_command("demo_segments")
+    call_command("demo_rewards", redemptions=80)
+    call_command("demo_rewards")  # a second run changes nothing
+
+    assert Reward.objects.count() == 5 and FaqItem.objects.count() == 4
+    assert 0 < Redemption.objects.count() <= 80
+    assert Reward.objects.get(name_en="Early access to the sale").segments.exists()

@@ -84,3 +84,22 @@ def test_my_rewards_has_a_constant_number_of_queries(member_client):
     for _ in range(5):
         services.reward_redeem(member=member_client.member, reward=RewardFactory(kind="product"))
     assert queries() == few
+
+
+def test_the_catalogue_has_a_constant_number_of_queries(member_client):
+    from segmentation.models import RuleSegment
+
+    segment = RuleSegment.objects.create(
+        name="All", rule={"field": "language", "op": "in", "value": ["en"]}
+    )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert member_client.get(reverse("rewards:catalogue")).status_code == 200
+        return len(captured)
+
+    RewardFactory(kind="product", limit_per_member=1).segments.add(segment)
+    few = queries()
+    for _ in range(6):
+        RewardFactory(kind="product", limit_per_member=2).segments.add(segment)
+    assert queries() == few

@@ -258,3 +258,16 @@ def test_the_ledger_explains_a_redemption_in_the_members_language(program):
 
     assert LedgerEntry.objects.get(kind="redeem").reason == "Beloning: Taart"
     assert Reward.objects.get().stock is None
+
+
+def test_a_discount_gets_a_personal_code_that_is_void_after_cancelling(rich_member):
+    reward = RewardFactory(kind="discount", points_cost=200)
+
+    redemption = services.reward_redeem(member=rich_member, reward=reward)
+
+    assert codes.is_well_formed(redemption.code) and redemption.voucher.status == CodeStatus.ISSUED
+    assert services.voucher_validate(code=redemption.code) == redemption
+    services.redemption_cancel(redemption=redemption)
+    assert not VoucherCode.objects.filter(code=redemption.code).exists()
+    with pytest.raises(VoucherInvalid):
+        services.voucher_validate(code=redemption.code)
