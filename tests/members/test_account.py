@@ -204,3 +204,16 @@ def test_the_admin_erases_after_confirmation_and_exports_on_request(admin_client
         follow=True,
     )
     assert b"already been erased" in again.content
+
+
+def test_the_password_is_changed_with_the_old_one(member_client, member):
+    url = reverse("members:password_change")
+    new = "hagelslag-on-bread-42"
+
+    wrong = member_client.post(
+        url, {"old_password": "nope", "new_password1": new, "new_password2": new}
+    )
+    assert wrong.status_code == 200 and "old_password" in wrong.context["form"].errors
+
+    member_client.post(url, {"old_password": PASSWORD, "new_password1": new, "new_password2": new})
+    assert User.objects.get(pk=member.user_id).check_password(new)

@@ -138,3 +138,22 @@ def test_the_demo_commands_load_rewards_segments_and_redemptions(db):
     assert Reward.objects.count() == 5 and FaqItem.objects.count() == 4
     assert 0 < Redemption.objects.count() <= 80
     assert Reward.objects.get(name_en="Early access to the sale").segments.exists()
+
+
+def test_the_redemption_list_has_a_constant_number_of_queries(admin_client, redeemed):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert (
+                admin_client.get(reverse("admin:rewards_redemption_changelist")).status_code == 200
+            )
+        return len(captured)
+
+    few = queries()
+    for _ in range(5):
+        member = MemberFactory()
+        points_credit(member=member, points=500, reason="Welcome")
+        services.reward_redeem(member=member, reward=RewardFactory(kind="product"))
+    assert queries() == few
