@@ -19,7 +19,7 @@ from loyalty.errors import ApplicationError
 
 from . import services
 from .decorators import active_member_required, terms_exempt
-from .forms import ConsentForm, PasswordConfirmForm, ProfileForm
+from .forms import ConsentForm, PasswordConfirmForm, PersonForm
 from .models import FaqItem, PrivacyStatement
 from .selectors import marketing_consent_granted
 
@@ -36,7 +36,7 @@ def _set_language(response: HttpResponse, language: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
-    form = ProfileForm(
+    form = PersonForm(
         request.POST if "profile" in request.POST else None,
         initial={
             "first_name": member.first_name,

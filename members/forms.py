@@ -19,10 +19,9 @@ class ServiceErrorMixin:
         self.add_error(field, str(error.message))  # type: ignore[attr-defined]
 
 
-class EnrolForm(ServiceErrorMixin, forms.Form):
-    email = forms.EmailField(
-        label=_("E-mail address"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
-    )
+class PersonForm(ServiceErrorMixin, forms.Form):
+    """What a member tells about themselves, at enrolment and on their account page."""
+
     first_name = forms.CharField(
         label=_("First name"),
         max_length=150,
@@ -36,9 +35,17 @@ class EnrolForm(ServiceErrorMixin, forms.Form):
     birth_date = forms.DateField(
         label=_("Birth date"),
         required=False,
-        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}),
+        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
     )
     language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
+
+
+class EnrolForm(PersonForm):
+    field_order = ["email", "first_name", "last_name", "birth_date", "language"]
+
+    email = forms.EmailField(
+        label=_("E-mail address"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     password1 = forms.CharField(
         label=_("Password"),
         strip=False,
@@ -70,25 +77,6 @@ class EnrolForm(ServiceErrorMixin, forms.Form):
 
 class ResendConfirmationForm(forms.Form):
     email = forms.EmailField(label=_("E-mail address"))
-
-
-class ProfileForm(ServiceErrorMixin, forms.Form):
-    first_name = forms.CharField(
-        label=_("First name"),
-        max_length=150,
-        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
-    )
-    last_name = forms.CharField(
-        label=_("Last name"),
-        max_length=150,
-        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
-    )
-    birth_date = forms.DateField(
-        label=_("Birth date"),
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"}, format="%Y-%m-%d"),
-    )
-    language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
 
 
 class ConsentForm(forms.Form):

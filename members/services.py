@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -34,7 +33,6 @@ from .models import (
     EnrolmentSource,
     Invitation,
     InvitationImport,
-    JobStatus,
     Language,
     Member,
     MemberStatus,
@@ -293,29 +291,12 @@ def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) ->
     """
     from loyalty.errors import ApplicationError
 
-    job.status = JobStatus.RUNNING
-    job.save(update_fields=["status"])
-    try:
-        with job.file.open("rb") as handle:
-            text = handle.read().decode("utf-8-sig")
-        reader = csv.DictReader(io.StringIO(text))
-        header = [name.strip().lower() for name in reader.fieldnames or []]
-        if "email" not in header:
-            raise ValueError(_("The CSV needs a header row with at least an 'email' column."))
-        reader.fieldnames = header
-        rows = list(reader)
-    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
-        job.status = JobStatus.FAILED
-        job.errors = [{"row": 0, "email": "", "error": str(exc)}]
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "errors", "finished_at"])
+    rows = job.read_rows(required="email", value_key="email")
+    if rows is None:
         return job
-
-    job.total_rows = len(rows)
-    job.save(update_fields=["total_rows"])
     errors: list[dict] = []
     created = 0
-    for index, row in enumerate(rows, start=2):  # row 1 is the header
+    for processed, (line, row) in enumerate(rows, start=1):
         email = (row.get("email") or "").strip()
         try:
             member_invite(
@@ -327,18 +308,10 @@ def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) ->
             )
             created += 1
         except ApplicationError as exc:
-            errors.append({"row": index, "email": email, "error": str(exc.message)})
-        processed = index - 1
+            errors.append({"row": line, "email": email, "error": str(exc.message)})
         if processed % progress_every == 0:
-            InvitationImport.objects.filter(pk=job.pk).update(
-                processed_rows=processed, created_rows=created
-            )
-    job.processed_rows = len(rows)
-    job.created_rows = created
-    job.errors = errors
-    job.status = JobStatus.DONE
-    job.finished_at = timezone.now()
-    job.save(update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"])
+            job.report_progress(processed=processed, created=created)
+    job.finish(created=created, errors=errors)
     return job
 
 

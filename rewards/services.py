@@ -6,9 +6,7 @@ services). Purchases lock only the account, so no two paths wait on each other i
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -21,7 +19,7 @@ from loyalty.errors import ApplicationError
 from loyalty.models import EntryKind, EntrySource
 from loyalty.selectors import account_for_member
 from loyalty.services import points_credit, points_debit
-from members.models import JobStatus, Member, MemberStatus, User
+from members.models import Member, MemberStatus, User
 
 from . import codes
 from .errors import (
@@ -306,27 +304,10 @@ def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
 
     Empty, too long, repeated or already known codes are reported per row and skipped; the
     others are inserted in chunks, each chunk in one transaction. Progress per chunk."""
-    job.status = JobStatus.RUNNING
-    job.save(update_fields=["status"])
-    try:
-        with job.file.open("rb") as handle:
-            text = handle.read().decode("utf-8-sig")
-        reader = csv.DictReader(io.StringIO(text))
-        header = [name.strip().lower() for name in reader.fieldnames or []]
-        if "code" not in header:
-            raise ValueError(_("The CSV needs a header row with a 'code' column."))
-        reader.fieldnames = header
-        # Row numbers are the file's line numbers (blank lines are skipped, not counted away).
-        rows = [(reader.line_num, codes.normalise(row.get("code") or "")) for row in reader]
-    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
-        job.status = JobStatus.FAILED
-        job.errors = [{"row": 0, "code": "", "error": str(exc)}]
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "errors", "finished_at"])
+    read = job.read_rows(required="code", value_key="code")
+    if read is None:
         return job
-
-    job.total_rows = len(rows)
-    job.save(update_fields=["total_rows"])
+    rows = [(line, codes.normalise(row.get("code") or "")) for line, row in read]
     errors: list[dict] = []
     seen: set[str] = set()
     created = 0
@@ -366,13 +347,6 @@ def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
                     errors.append(
                         {"row": 0, "code": voucher.code, "error": _("The code already exists.")}
                     )
-        VoucherImport.objects.filter(pk=job.pk).update(
-            processed_rows=begin + len(chunk), created_rows=created
-        )
-    job.processed_rows = len(rows)
-    job.created_rows = created
-    job.errors = errors
-    job.status = JobStatus.DONE
-    job.finished_at = timezone.now()
-    job.save(update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"])
+        job.report_progress(processed=begin + len(chunk), created=created)
+    job.finish(created=created, errors=errors)
     return job
