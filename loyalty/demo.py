@@ -40,6 +40,7 @@ from members.models import (
     TermsVersion,
 )
 
+from . import pgcopy
 from .models import (
     Channel,
     EarningRule,
@@ -891,15 +892,7 @@ def _euros(cents) -> Decimal:
 
 # --- writer 2: PostgreSQL binary COPY (benchmark volumes) ----------------------------------
 
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
-_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
-_PG_TYPES = {
-    "bigint": ">i8",
-    "integer": ">i4",
-    "smallint": ">i2",
-    "timestamptz": ">i8",
-    "date": ">i4",
-}
+_COPY_HEADER, _COPY_TRAILER, _PG_TYPES = pgcopy.HEADER, pgcopy.TRAILER, pgcopy.NUMERIC_TYPES
 _PG_EPOCH_US = _to_us(PG_EPOCH)
 
 
