@@ -153,7 +153,6 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         timed("write_scores", lambda: write_scores(run, scores))
         timed("write_rule_segments", lambda: write_memberships(run, memberships))
         timed("swap", lambda: _make_current(run))
-        timed("retention", lambda: _apply_retention(settings.retention_runs))
         info.update(
             window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()
         )
@@ -167,6 +166,15 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             timings=timings,
             parameters=info,
         )
+        # Deleting an old snapshot (a million rows) is cleanup, not part of the swap: it
+        # runs after the commit, in its own task, and never holds up the new run.
+        transaction.on_commit(_prune_later)
+
+
+def _prune_later() -> None:
+    from .tasks import prune_runs
+
+    prune_runs.delay()
 
 
 def _rule_memberships(
@@ -243,11 +251,14 @@ def _make_current(run: SegmentationRun) -> None:
     SegmentationRun.objects.filter(is_current=True).exclude(pk=run.pk).update(is_current=False)
 
 
-def _apply_retention(keep: int) -> None:
-    """Delete finished runs beyond the newest `keep` (their scores go with them in SQL)."""
+def runs_prune() -> int:
+    """Delete finished runs beyond the retention setting, keeping the current one; their
+    scores and memberships go with them (fast-deleted in SQL)."""
+    keep = SegmentationSettings.load().retention_runs
     finished = SegmentationRun.objects.exclude(status=RunStatus.RUNNING).filter(is_current=False)
     kept = list(finished.order_by("-started_at", "-pk").values_list("pk", flat=True)[: keep - 1])
-    finished.exclude(pk__in=kept).delete()
+    deleted, _by_model = finished.exclude(pk__in=kept).delete()
+    return deleted
 
 
 def rule_segment_save(*, segment: RuleSegment, rule: dict, user: User | None = None) -> RuleSegment:

@@ -22,3 +22,9 @@ def recalculate_segments(run_id: int | None = None) -> int | None:
         if run.status != services.RunStatus.RUNNING:
             return run.pk  # delivered twice (acks_late): the first delivery did the work
     return services.recalculate(run=run).pk
+
+
+@shared_task(acks_late=True)
+def prune_runs() -> int:
+    """Delete snapshots beyond the retention (after each run; safe to run twice)."""
+    return services.runs_prune()
