@@ -282,7 +282,9 @@ class BackgroundImport(models.Model):
         return rows
 
     def report_progress(self, *, processed: int, created: int) -> None:
-        type(self)._default_manager.filter(pk=self.pk).update(processed_rows=processed, created_rows=created)
+        type(self)._default_manager.filter(pk=self.pk).update(
+            processed_rows=processed, created_rows=created
+        )
 
     def finish(self, *, created: int, errors: list[dict]) -> None:
         self.processed_rows = self.total_rows

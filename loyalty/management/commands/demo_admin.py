@@ -69,6 +69,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("\nThe demo is ready.\n"))
         self.stdout.write(f"  Back office: {url}/admin/   login {ADMIN_EMAIL} / {ADMIN_PASSWORD}")
         self.stdout.write(f"  KPI page:    {url}/admin/kpis/")
+        self.stdout.write(f"  Segments:    {url}/admin/segmentation/segmentationrun/dashboard/")
+        self.stdout.write(f"  Rewards:     {url}/admin/rewards/reward/")
         self.stdout.write(
             f"  Portal:      {url}/portal/   login {MEMBER_EMAIL} / {MEMBER_PASSWORD}\n"
         )
