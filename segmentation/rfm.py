@@ -46,10 +46,10 @@ def quantile_scores(
     count = len(numbers)
     if count == 0:
         return pd.Series([], index=values.index, dtype="int64")
-    ordered = np.sort(numbers)
-    below = np.searchsorted(ordered, numbers, side="left")
-    equal = np.searchsorted(ordered, numbers, side="right") - below
-    position = (below + equal / 2) / count
+    # One sort: the distinct values with how often each occurs and which one every row has.
+    _distinct, which, equal = np.unique(numbers, return_inverse=True, return_counts=True)
+    below = np.cumsum(equal) - equal
+    position = (below[which] + equal[which] / 2) / count
     scores = 1 + np.floor(position * scale).astype("int64")
     return pd.Series(np.clip(scores, 1, scale), index=values.index, dtype="int64")
 
