@@ -1,11 +1,12 @@
 """Writes of segmentation: recalculation runs, rule segments.
 
 A run reads the purchase aggregate (one grouped query), scores every active member in pandas
-(pipeline.compute_scores), and then, in one transaction, writes the scores in bulk, fills the
-rule-based segments with one INSERT ... SELECT each, makes the run current and deletes runs
-beyond the retention. Readers always read through the current run, so they see the old
-snapshot until that transaction commits and the new one after; a failure rolls the whole
-write back and leaves the run visible as failed with its error.
+(pipeline.compute_scores), evaluates the rule-based segments on that member table
+(rules.rule_mask), and then, in one transaction, writes scores and memberships with COPY and
+makes the run current. Readers always read through the current run, so they see the old
+snapshot until that transaction commits and the new one after; a failure rolls the whole write
+back and leaves the run visible as failed with its error. Runs beyond the retention are deleted
+afterwards by their own task.
 """
 
 from __future__ import annotations
