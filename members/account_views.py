@@ -74,8 +74,7 @@ def consent(request: HttpRequest) -> HttpResponse:
     form = ConsentForm(request.POST)
     form.is_valid()
     granted = bool(form.cleaned_data.get("granted"))
-    if granted != marketing_consent_granted(member=member):
-        services.consent_set(member=member, granted=granted, source="portal")
+    services.consent_change(member=member, granted=granted, source="portal")
     messages.success(
         request,
         _("You will receive our offers by e-mail.")

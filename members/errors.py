@@ -72,12 +72,6 @@ class MemberNotActive(Conflict):
     default_message = _("This member is not active.")
 
 
-class WrongPassword(ApplicationError):
-    code = "wrong_password"
-    field = "password"
-    default_message = _("The password is not correct.")
-
-
 class AlreadyErased(Conflict):
     code = "already_erased"
     default_message = _("This member has already been erased.")

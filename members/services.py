@@ -42,6 +42,7 @@ from .models import (
 )
 from .numbers import member_number_generate
 from .participation import current_conditions
+from .selectors import marketing_consent_granted
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,14 @@ def consent_set(
         source=source,
         terms_version=terms_version or current_terms(),
     )
+
+
+def consent_change(*, member: Member, granted: bool, source: str) -> bool:
+    """Record the member's choice if it differs from the current state; True if it did."""
+    if granted == marketing_consent_granted(member=member):
+        return False
+    consent_set(member=member, granted=granted, source=source)
+    return True
 
 
 def _check_conditions(

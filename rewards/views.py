@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import segno
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -42,8 +41,7 @@ def redeem(request: HttpRequest, pk: int) -> HttpResponse:
     reward = get_object_or_404(Reward, pk=pk, is_active=True)
     if request.method == "POST":
         try:
-            with transaction.atomic():
-                redemption = services.reward_redeem(member=member, reward=reward)
+            redemption = services.reward_redeem(member=member, reward=reward)
         except ApplicationError as error:
             messages.error(request, str(error.message))
             return redirect("rewards:catalogue")

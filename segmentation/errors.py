@@ -12,9 +12,3 @@ class RuleInvalid(ApplicationError):
 class RecalculationRunning(Conflict):
     code = "recalculation_running"
     default_message = _("A recalculation is already running.")
-
-
-class NoCurrentRun(ApplicationError):
-    code = "no_current_run"
-    http_status = 404
-    default_message = _("Segments have not been calculated yet.")
