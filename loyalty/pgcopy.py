@@ -96,3 +96,36 @@ def _block(columns, texts, shape, selected: np.ndarray) -> bytes:
             block[f"l{index}"] = np.dtype(NUMERIC_TYPES[pgtype]).itemsize
             block[f"v{index}"] = np.asarray(values)[selected]
     return block.tobytes()
+
+
+def read_binary(cursor, query: str, types: list[str]) -> list[np.ndarray]:
+    """Run `query` (complete SQL, no parameters) through binary COPY and return one native
+    numpy array per column. Every column must be one of NUMERIC_TYPES and never NULL, so each
+    row has a fixed layout and the whole result is parsed at once; a NULL or a column of
+    another width raises ValueError (coalesce and cast in the query).
+
+    Several times faster than text or CSV: the server formats no numbers or dates and the
+    client parses none."""
+    buffer = bytearray()
+    with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)") as copy:
+        for block in copy:
+            buffer += block
+    if buffer[:11] != HEADER[:11]:
+        raise ValueError("not a binary COPY stream")
+    start = 19 + int.from_bytes(buffer[15:19], "big")  # skip the header extension, if any
+    fields = [("fields", ">i2")]
+    for index, pgtype in enumerate(types):
+        fields += [(f"l{index}", ">i4"), (f"v{index}", NUMERIC_TYPES[pgtype])]
+    row = np.dtype(fields)
+    body = memoryview(buffer)[start : len(buffer) - len(TRAILER)]
+    if len(body) % row.itemsize:
+        raise ValueError("rows of another layout than the types given (a NULL or a wider type)")
+    rows = np.frombuffer(body, dtype=row)
+    if (rows["fields"] != len(types)).any():
+        raise ValueError(f"rows without {len(types)} columns")
+    for index, pgtype in enumerate(types):
+        if (rows[f"l{index}"] != np.dtype(NUMERIC_TYPES[pgtype]).itemsize).any():
+            raise ValueError(f"column {index} is NULL or not {pgtype} in some row")
+    return [
+        rows[f"v{index}"].astype(NUMERIC_TYPES[pgtype][1:]) for index, pgtype in enumerate(types)
+    ]

@@ -44,7 +44,8 @@ class Parameters:
 
 
 def customer_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
-    """The BG/NBD / Gamma-Gamma input in days: repeat purchases, recency, age, mean repeat spend."""
+    """The BG/NBD / Gamma-Gamma input in whole days: repeat purchases, recency, age, mean
+    repeat spend."""
     repeats = aggregates["purchases_total"].to_numpy(dtype="float64") - 1
     with np.errstate(divide="ignore", invalid="ignore"):
         repeat_spend = np.where(
@@ -52,13 +53,16 @@ def customer_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
             (aggregates["spend_total"].to_numpy() - aggregates["first_spend"].to_numpy()) / repeats,
             0.0,
         )
-    first = aggregates["days_since_first"].to_numpy(dtype="float64")
-    last = aggregates["days_since_last"].to_numpy(dtype="float64")
+    # Whole days counted back from now, as lifetimes' summary_data_from_transaction_data does
+    # with freq="D": the models barely notice, and a million customers share a few ten
+    # thousand (frequency, T) pairs, on which clv computes the costly part of its predictions.
+    first = np.floor(np.maximum(aggregates["days_since_first"].to_numpy(dtype="float64"), 0.0))
+    last = np.floor(np.maximum(aggregates["days_since_last"].to_numpy(dtype="float64"), 0.0))
     return pd.DataFrame(
         {
             "frequency": repeats,
             "recency": np.maximum(first - last, 0.0),
-            "T": np.maximum(first, 0.0),
+            "T": first,
             # Refunds can make a mean negative; such a customer is expected to spend nothing.
             "monetary_value": np.maximum(repeat_spend, 0.0),
         },

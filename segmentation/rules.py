@@ -232,15 +232,17 @@ class _Compiler:
             if op in SET_OPS:
                 return Q(**{f"{lookup}__in": value})
             return self._compare(lookup, op, value)
+        # "Not in" includes members without a value (no tier, no birth date): spelled out,
+        # because inside an OR Django leaves a negated outer-joined lookup to SQL's NULL logic.
         if field == "tier":
             q = Q(points_account__tier__name__in=value)
-            return ~q if op == "not_in" else q
+            return (~q | Q(points_account__tier__isnull=True)) if op == "not_in" else q
         if field == "language":
             q = Q(language__in=value)
             return ~q if op == "not_in" else q
         if field == "birthday_month":
             q = Q(birth_date__month__in=value)
-            return ~q if op == "not_in" else q
+            return (~q | Q(birth_date__isnull=True)) if op == "not_in" else q
         if field == "enrolled":
             return (
                 Q(enrolled_at__date__lt=value) if op == "before" else Q(enrolled_at__date__gt=value)

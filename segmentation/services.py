@@ -2,20 +2,24 @@
 
 A run reads the purchase aggregate (one grouped query), scores every active member in pandas
 (pipeline.compute_scores), evaluates the rule-based segments on that member table
-(rules.rule_mask), and then, in one transaction, writes scores and memberships with COPY and
-makes the run current. Readers always read through the current run, so they see the old
-snapshot until that transaction commits and the new one after; a failure rolls the whole write
-back and leaves the run visible as failed with its error. Runs beyond the retention are deleted
-afterwards by their own task.
+(rules.rule_mask), writes scores and memberships with COPY and makes the run current in one
+transaction. Readers always read through the current run, so they see the old snapshot until
+that transaction commits and the new one after. On PostgreSQL the two COPYs run at once on two
+connections before that transaction, as rows of a run no reader sees yet; elsewhere they are
+part of it. A failure leaves the run visible as failed with its error and deletes whatever it
+had written; so does the sweep that marks a run abandoned. Runs beyond the retention are
+deleted afterwards by their own task.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -64,13 +68,20 @@ _SCORE_TYPES = [
 def run_start(*, triggered_by: User | None = None) -> SegmentationRun:
     """Register a new run; RecalculationRunning if one is in progress."""
     now = timezone.now()
-    SegmentationRun.objects.filter(
-        status=RunStatus.RUNNING, started_at__lt=now - STALE_AFTER
-    ).update(
-        status=RunStatus.FAILED,
-        finished_at=now,
-        error=_("Abandoned: the worker stopped without finishing the run."),
-    )
+    with transaction.atomic():
+        # Locked: a run that finishes meanwhile is re-read after its commit and left alone.
+        stale = list(
+            SegmentationRun.objects.select_for_update()
+            .filter(status=RunStatus.RUNNING, started_at__lt=now - STALE_AFTER)
+            .values_list("pk", flat=True)
+        )
+        if stale:
+            SegmentationRun.objects.filter(pk__in=stale).update(
+                status=RunStatus.FAILED,
+                finished_at=now,
+                error=_("Abandoned: the worker stopped without finishing the run."),
+            )
+            _discard_rows(stale)
     try:
         with transaction.atomic():
             return SegmentationRun.objects.create(
@@ -98,6 +109,7 @@ def recalculate(
         _execute(run, now, progress)
     except Exception as error:
         logger.exception("segmentation run %s failed", run.pk)
+        _discard_rows([run.pk])
         SegmentationRun.objects.filter(pk=run.pk).update(
             status=RunStatus.FAILED,
             finished_at=timezone.now(),
@@ -143,16 +155,37 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         lambda: purchase_aggregates(now=now, window_start=window_start, recent_days=needs.days),
     )
     member_ids = timed("members", scored_member_ids)
-    _stage(run, _("Scoring"), 30)
-    scores, info = timed("score", lambda: compute_scores(aggregates, member_ids, parameters))
-    _stage(run, _("Filling rule-based segments"), 60)
-    memberships, info["rule_segments"] = timed(
-        "rule_segments", lambda: _rule_memberships(segments, needs, scores, aggregates)
-    )
-    _stage(run, _("Writing the snapshot"), 70)
+    parallel = _parallel_allowed()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # What the rule segments ask of the members table is read on another connection
+        # while this thread scores (the database core is idle during scoring).
+        rule_inputs = _submit(pool, parallel, lambda: _rule_inputs(needs))
+        _stage(run, _("Scoring"), 30)
+        scores, info = timed("score", lambda: compute_scores(aggregates, member_ids, parameters))
+        _stage(run, _("Filling rule-based segments"), 60)
+        memberships, info["rule_segments"] = timed(
+            "rule_segments",
+            lambda: _rule_memberships(segments, needs, scores, aggregates, rule_inputs.result()),
+        )
+        _stage(run, _("Writing the snapshot"), 70)
+        writes = {
+            "write_scores": lambda: write_scores(run, scores),
+            "write_rule_segments": lambda: write_memberships(run, memberships),
+        }
+        if parallel:
+            # Staged: rows of a run nobody reads yet (readers go through the current run),
+            # on two connections at once; made current below in one transaction and deleted
+            # again if the run fails (recalculate). The pool waits for both before leaving.
+            staged = [
+                _submit(pool, True, functools.partial(timed, name, write))
+                for name, write in writes.items()
+            ]
+            for write in staged:
+                write.result()
     with transaction.atomic():
-        timed("write_scores", lambda: write_scores(run, scores))
-        timed("write_rule_segments", lambda: write_memberships(run, memberships))
+        if not parallel:
+            for name, write in writes.items():
+                timed(name, write)
         timed("swap", lambda: _make_current(run))
         info.update(
             window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()
@@ -172,10 +205,45 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         transaction.on_commit(_prune_later)
 
 
+def _parallel_allowed() -> bool:
+    # Other connections only see committed rows, and SQLite (the embedded demo) has one writer.
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _submit(pool: ThreadPoolExecutor, parallel: bool, function: Callable) -> Future:
+    """`function` on a pool thread with its own connection, or here and now."""
+    if not parallel:
+        future: Future = Future()
+        future.set_result(function())
+        return future
+
+    def on_own_connection():
+        try:
+            return function()
+        finally:
+            connection.close()
+
+    return pool.submit(on_own_connection)
+
+
+def _discard_rows(run_ids) -> None:
+    """Delete the snapshot rows of runs that failed (written, never made current)."""
+    MemberScore.objects.filter(run_id__in=run_ids).delete()
+    RuleSegmentMember.objects.filter(run_id__in=run_ids).delete()
+
+
 def _prune_later() -> None:
     from .tasks import prune_runs
 
     prune_runs.delay()
+
+
+def _rule_inputs(needs: RuleNeeds) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+    """The member attributes and consenting ids, if the rules ask for them."""
+    return (
+        member_attributes() if needs.attributes else None,
+        consenting_ids() if needs.consent else None,
+    )
 
 
 def _rule_memberships(
@@ -183,8 +251,10 @@ def _rule_memberships(
     needs: RuleNeeds,
     scores: pd.DataFrame,
     aggregates: pd.DataFrame,
+    inputs: tuple[pd.DataFrame | None, np.ndarray | None],
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Every active rule segment evaluated on the run's member table (rules.rule_mask)."""
+    attributes, consenting = inputs
     if not segments:
         return pd.DataFrame({"segment_id": [], "member_id": []}, dtype="int64"), {}
     window_columns = ["last_epoch"] + [
@@ -193,10 +263,10 @@ def _rule_memberships(
     table = scores.merge(aggregates[["member_id", *window_columns]], on="member_id", how="left")
     for column in window_columns[1:]:
         table[column] = table[column].fillna(0)
-    if needs.attributes:
-        table = table.merge(member_attributes(), on="member_id", how="left")
-    if needs.consent:
-        table["consent"] = np.isin(table["member_id"].to_numpy(), consenting_ids())
+    if attributes is not None:
+        table = table.merge(attributes, on="member_id", how="left")
+    if consenting is not None:
+        table["consent"] = np.isin(table["member_id"].to_numpy(), consenting)
     member_ids = table["member_id"].to_numpy(dtype="int64")
     parts, counts = [], {}
     for segment in segments:

@@ -95,3 +95,31 @@ def test_clv_is_lower_with_a_higher_discount_rate_and_scales_with_margin(fitted)
     assert (base >= 0).all()
     assert base.sum() > steep.sum()
     assert np.allclose(double, 2 * base)
+
+
+def test_clv_equals_the_discounted_sum_of_each_months_expected_purchases(fitted):
+    """The prediction shares its hypergeometric part between customers with equal (x, T);
+    the result must be what each customer's own month-by-month sum gives."""
+    spend_params = clv.fit_gamma_gamma(CDNOW["frequency"], CDNOW["monetary_value"])
+    summary = pd.concat([CDNOW, CDNOW.assign(recency=CDNOW["recency"] / 2)], ignore_index=True)
+    args = (summary["frequency"], summary["recency"], summary["T"])
+    spend = clv.expected_spend(spend_params, summary["frequency"], summary["monetary_value"])
+
+    value, purchases = clv.customer_lifetime_value(
+        fitted,
+        spend_params,
+        summary,
+        months=6,
+        monthly_discount_rate=0.02,
+        margin=0.25,
+        units_per_month=4.0,
+    )
+
+    expected, previous = np.zeros(len(summary)), np.zeros(len(summary))
+    for month in range(1, 7):
+        cumulative = clv.expected_purchases(fitted, 4.0 * month, *args)
+        expected += (cumulative - previous) * spend * 0.25 / 1.02**month
+        previous = cumulative
+    assert np.allclose(value, expected, rtol=1e-12, atol=1e-12)
+    assert np.allclose(purchases, previous, rtol=1e-12, atol=1e-12)
+    assert value.sum() > 0

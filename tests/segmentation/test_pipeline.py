@@ -32,7 +32,7 @@ def test_the_clv_summary_uses_repeat_purchases_only():
 
     assert summary.loc[0].to_dict() == {
         "frequency": 2.0,
-        "recency": 389.5,
+        "recency": 390.0,  # whole days: the first 400 days ago, the last 10 (10.5) days ago
         "T": 400.0,
         "monetary_value": 40.0,  # (180 - 100) / 2: the first purchase is not a repeat
     }

@@ -22,6 +22,7 @@ from segmentation.models import (
     SegmentationRun,
     SegmentationSettings,
 )
+from segmentation.pipeline import Parameters, compute_scores
 from segmentation.selectors import current_run
 from segmentation.tasks import recalculate_segments
 from tests.conftest import wait_until
@@ -175,6 +176,70 @@ def test_concurrent_starts_register_one_run():
 
     assert sorted(outcomes) == ["refused"] * 3 + ["started"]
     assert SegmentationRun.objects.filter(status=RunStatus.RUNNING).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_staged_writes_on_two_connections_vanish_when_the_run_fails(monkeypatch):
+    """Outside a transaction PostgreSQL writes scores and memberships at once on two
+    connections before the swap; a failure after them must leave no rows and the old run."""
+    demo.seed(demo.DemoSpec(members=200, lines=False, now=NOW))
+    segment = RuleSegment.objects.create(
+        name="Consenting", rule={"field": "consent", "op": "is", "value": True}
+    )
+    good = services.recalculate(now=NOW)
+    assert good.status == RunStatus.DONE, good.error
+    assert set(good.timings) >= {"write_scores", "write_rule_segments", "swap"}
+    assert RuleSegmentMember.objects.filter(run=good, segment=segment).exists()
+
+    written: list[int] = []
+    real_write = services.write_memberships
+
+    def write_then_count(run, memberships):
+        real_write(run, memberships)
+        # Autocommitted on this thread's own connection: staged, not in the swap transaction.
+        assert not connection.in_atomic_block
+        written.append(RuleSegmentMember.objects.filter(run=run).count())
+        return len(memberships)
+
+    def broken(run):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(services, "write_memberships", write_then_count)
+    monkeypatch.setattr(services, "_make_current", broken)
+    failed = services.recalculate(now=NOW + dt.timedelta(days=1))
+
+    assert failed.status == RunStatus.FAILED and "disk full" in failed.error
+    assert written and written[0] > 0
+    assert current_run() == good
+    assert not MemberScore.objects.filter(run=failed).exists()
+    assert not RuleSegmentMember.objects.filter(run=failed).exists()
+    assert MemberScore.objects.filter(run=good).count() == good.member_count
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_abandoned_run_loses_its_staged_rows():
+    demo.seed(demo.DemoSpec(members=100, lines=False, now=NOW))
+    abandoned = services.run_start()
+    scores, _info = compute_scores(*_inputs_for_a_run(), Parameters())
+    services.write_scores(abandoned, scores)
+    SegmentationRun.objects.filter(pk=abandoned.pk).update(
+        started_at=timezone.now() - services.STALE_AFTER - dt.timedelta(minutes=1)
+    )
+
+    services.run_start()
+
+    abandoned.refresh_from_db()
+    assert abandoned.status == RunStatus.FAILED
+    assert not MemberScore.objects.filter(run=abandoned).exists()
+
+
+def _inputs_for_a_run():
+    from segmentation.selectors import purchase_aggregates, scored_member_ids
+
+    aggregates = purchase_aggregates(now=NOW, window_start=NOW - dt.timedelta(days=365))
+    return aggregates, scored_member_ids()
 
 
 @pytest.mark.postgres

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loyalty import demo
+from members.models import Member
 from segmentation import services
 from segmentation.models import Quadrant, RuleSegment, RuleSegmentMember, RunStatus, Segment
 from segmentation.rules import rule_members
@@ -109,3 +110,37 @@ def test_a_run_materialises_what_the_orm_compiler_selects(population, generated)
             rule_members(rule=segment.rule, run_id=run.pk, now=NOW).values_list("pk", flat=True)
         )
         assert materialised == compiled, segment.rule
+
+
+def test_not_in_a_tier_includes_members_without_a_tier_inside_an_or(population):
+    """Found by the property test: inside an OR, SQL's NULL logic dropped members without a
+    tier from "tier not in", while the run kept them."""
+    rule = {
+        "any": [
+            {
+                "all": [
+                    {"field": "tier", "op": "in", "value": ["Bronze"]},
+                    {"field": "r_score", "op": "gte", "value": 1},
+                ]
+            },
+            {"field": "tier", "op": "not_in", "value": ["Bronze"]},
+        ]
+    }
+    segment = RuleSegment.objects.create(name="not bronze", rule=rule)
+
+    run = services.recalculate(now=NOW)
+
+    assert run.status == RunStatus.DONE, run.error
+    materialised = set(
+        RuleSegmentMember.objects.filter(run=run, segment=segment).values_list(
+            "member_id", flat=True
+        )
+    )
+    compiled = set(rule_members(rule=rule, run_id=run.pk, now=NOW).values_list("pk", flat=True))
+    without_tier = set(
+        Member.objects.filter(status="active", points_account__tier__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+    assert without_tier and without_tier <= compiled
+    assert materialised == compiled
