@@ -180,8 +180,8 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
                 _submit(pool, True, functools.partial(timed, name, write))
                 for name, write in writes.items()
             ]
-            for write in staged:
-                write.result()
+            for future in staged:
+                future.result()
     with transaction.atomic():
         if not parallel:
             for name, write in writes.items():
