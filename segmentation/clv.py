@@ -68,20 +68,46 @@ def _maximise(negative_mean_log_likelihood, count: int) -> np.ndarray:
     return result.x
 
 
-def bgnbd_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
-    """Each customer's BG/NBD log-likelihood."""
+class _ByFrequency:
+    """Repeat-purchase counts and, per customer, the index of theirs among the distinct ones:
+    the likelihoods' gamma and beta functions depend on the count only, so they are computed
+    once per distinct count (a few dozen) instead of once per customer."""
+
+    def __init__(self, frequency) -> None:
+        self.x = np.asarray(frequency, dtype="float64")
+        self.distinct, self.index = np.unique(self.x, return_inverse=True)
+        self.index = self.index.reshape(-1)
+
+    def per_customer(self, values: np.ndarray) -> np.ndarray:
+        return values[self.index]
+
+
+def _bgnbd_log_likelihood(params: BgNbdParams, x: _ByFrequency, t_x, T) -> np.ndarray:
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
-    x, t_x, T = (np.asarray(value, dtype="float64") for value in (x, t_x, T))
-    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-    a2 = special.betaln(a, b + x) - special.betaln(a, b)
-    a3 = -(r + x) * np.log(alpha + T)
+    xs = x.distinct
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_b_x = np.log(np.maximum(b + xs - 1, 1e-300))
+    by_count = x.per_customer(
+        special.gammaln(r + xs)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        + special.betaln(a, b + xs)
+        - special.betaln(a, b)
+    )
+    a3 = -(r + x.x) * np.log(alpha + T)
     with np.errstate(divide="ignore", invalid="ignore"):
         a4 = np.where(
-            x > 0,
-            np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x),
+            x.x > 0,
+            np.log(a) - x.per_customer(log_b_x) - (r + x.x) * np.log(alpha + t_x),
             -np.inf,
         )
-    return a1 + a2 + np.logaddexp(a3, a4)
+    return by_count + np.logaddexp(a3, a4)
+
+
+def bgnbd_log_likelihood(params: BgNbdParams, x, t_x, T) -> np.ndarray:
+    """Each customer's BG/NBD log-likelihood."""
+    t_x, T = (np.asarray(value, dtype="float64") for value in (t_x, T))
+    return _bgnbd_log_likelihood(params, _ByFrequency(x), t_x, T)
 
 
 def fit_bgnbd(frequency, recency, T, weights=None) -> BgNbdParams:
@@ -96,10 +122,12 @@ def fit_bgnbd(frequency, recency, T, weights=None) -> BgNbdParams:
     )
     x, t_x, age, weight = (data[column].to_numpy() for column in ("x", "t_x", "T", "weight"))
     scale = float(np.average(age, weights=weight)) or 1.0
+    counts = _ByFrequency(x)
 
     def negative(log_params: np.ndarray) -> float:
         r, alpha, a, b = np.exp(log_params)
-        values = bgnbd_log_likelihood(BgNbdParams(r, alpha * scale, a, b), x, t_x, age)
+        params = BgNbdParams(r, alpha * scale, a, b)
+        values = _bgnbd_log_likelihood(params, counts, t_x, age)
         return -float(np.dot(weight, values)) / weight.sum()
 
     r, alpha, a, b = np.exp(_maximise(negative, 4))
@@ -143,18 +171,21 @@ def expected_purchases(params: BgNbdParams, t: float, frequency, recency, T) -> 
     return _clip(numerator / (1 + _dropout_odds(params, frequency, recency, T)))
 
 
-def gamma_gamma_log_likelihood(params: GammaGammaParams, frequency, monetary) -> np.ndarray:
+def _gamma_gamma_log_likelihood(
+    params: GammaGammaParams, x: _ByFrequency, log_x, monetary, log_m
+) -> np.ndarray:
     p, q, v = params.p, params.q, params.v
-    x, m = np.asarray(frequency, dtype="float64"), np.asarray(monetary, dtype="float64")
-    return (
-        special.gammaln(p * x + q)
-        - special.gammaln(p * x)
-        - special.gammaln(q)
-        + q * np.log(v)
-        + (p * x - 1) * np.log(m)
-        + p * x * np.log(x)
-        - (p * x + q) * np.log(x * m + v)
+    xs = x.distinct
+    by_count = x.per_customer(
+        special.gammaln(p * xs + q) - special.gammaln(p * xs) - special.gammaln(q) + q * np.log(v)
     )
+    px = p * x.x
+    return by_count + (px - 1) * log_m + px * log_x - (px + q) * np.log(x.x * monetary + v)
+
+
+def gamma_gamma_log_likelihood(params: GammaGammaParams, frequency, monetary) -> np.ndarray:
+    x, m = np.asarray(frequency, dtype="float64"), np.asarray(monetary, dtype="float64")
+    return _gamma_gamma_log_likelihood(params, _ByFrequency(x), np.log(x), m, np.log(m))
 
 
 def fit_gamma_gamma(frequency, monetary_value, weights=None) -> GammaGammaParams:
@@ -168,10 +199,12 @@ def fit_gamma_gamma(frequency, monetary_value, weights=None) -> GammaGammaParams
     )
     x, m, weight = (data[column].to_numpy() for column in ("x", "m", "weight"))
     scale = float(np.average(m, weights=weight)) or 1.0
+    counts, log_x, log_m = _ByFrequency(x), np.log(x), np.log(m)
 
     def negative(log_params: np.ndarray) -> float:
         p, q, v = np.exp(log_params)
-        values = gamma_gamma_log_likelihood(GammaGammaParams(p, q, v * scale), x, m)
+        params = GammaGammaParams(p, q, v * scale)
+        values = _gamma_gamma_log_likelihood(params, counts, log_x, m, log_m)
         return -float(np.dot(weight, values)) / weight.sum()
 
     p, q, v = np.exp(_maximise(negative, 3))

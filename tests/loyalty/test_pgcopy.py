@@ -32,8 +32,11 @@ def test_rows_arrive_exactly_with_nulls_and_texts():
         )
         cursor.execute("SELECT id, small, whole, ratio, label FROM copied ORDER BY id")
         result = cursor.fetchall()
+        cursor.execute("SELECT id FROM copied ORDER BY ctid")  # the order they were written in
+        written = [row[0] for row in cursor.fetchall()]
 
     assert rows == 5
+    assert written == [1, 2, 3, 4, 5]  # in their order, though of four different shapes
     assert result == [
         (1, 1, 10, 0.5, "champions"),
         (2, None, 20, 1.5, ""),
