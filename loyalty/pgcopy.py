@@ -85,7 +85,7 @@ def _chunk(columns, texts, keys, code, chunk: np.ndarray) -> memoryview:
         size = block.dtype.itemsize
         table[local, :size] = block.view(np.uint8).reshape(len(local), size)
         sizes[local] = size
-    return memoryview(table[np.arange(width) < sizes[:, None]])
+    return table[np.arange(width) < sizes[:, None]].data
 
 
 def _block(columns, texts, shape, selected: np.ndarray) -> np.ndarray:
