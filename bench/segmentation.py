@@ -95,7 +95,11 @@ def main() -> None:
 
     baseline(["RESET ALL"])  # warm the cache: every measurement reads the table from memory
     a_default = baseline(["RESET ALL"])
-    serial = ["SET max_parallel_workers_per_gather = 0", "SET jit = off"]
+    serial = [
+        "SET max_parallel_workers_per_gather = 0",
+        "SET jit = off",
+        "SET enable_hashagg = off",
+    ]
     a_tuned = baseline(serial)
     a_binary = baseline(serial, "(FORMAT BINARY)")  # the output format (b) reads
     connection.close()
