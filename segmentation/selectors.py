@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -252,7 +253,7 @@ def member_attributes() -> pd.DataFrame:
                 SmallIntegerField(),
             ),
             month=Cast(Coalesce(ExtractMonth("birth_date"), Value(0)), SmallIntegerField()),
-            enrolled_day=TruncDate("enrolled_at"),  # in the current (program's) time zone
+            enrolled_day=TruncDate("enrolled_at", tzinfo=ZoneInfo(settings.TIME_ZONE)),
             tier_id=Cast(Coalesce("points_account__tier_id", Value(0)), BigIntegerField()),
         )
         .values_list("pk", "language_index", "month", "enrolled_day", "tier_id")
