@@ -53,9 +53,7 @@ def assign_quadrants(frame: pd.DataFrame, thresholds: Thresholds) -> pd.Series:
     profitable = (frame["profitability"] >= thresholds.profitability).to_numpy() & frame[
         "profitability"
     ].notna().to_numpy()
-    quadrant = np.select(
-        [loyal & profitable, ~loyal & profitable, loyal & ~profitable],
-        [TRUE_FRIENDS, BUTTERFLIES, BARNACLES],
-        default=STRANGERS,
-    )
-    return pd.Series(quadrant, index=frame.index, name="quadrant")
+    # One small integer per row picks the name: no per-row string handling.
+    names = np.array([STRANGERS, BARNACLES, BUTTERFLIES, TRUE_FRIENDS], dtype=object)
+    quadrant = names[loyal.astype("int8") + 2 * profitable.astype("int8")]
+    return pd.Series(quadrant, index=frame.index, name="quadrant", dtype=object)

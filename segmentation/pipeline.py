@@ -100,7 +100,9 @@ def compute_scores(
         scores[column] = values
     segment = np.full(len(scores), rfm.NO_PURCHASES, dtype=object)
     segment[in_window] = rated["segment"].to_numpy()
-    scores["segment"] = segment
+    # Object columns stay object: pandas would otherwise convert a million names to its
+    # string dtype, only for the COPY to turn them back into distinct values.
+    scores["segment"] = pd.Series(segment, index=scores.index, dtype=object)
 
     info: dict = {"members": len(scores), "with_purchases": int(has_history.sum())}
     for column in ("expected_purchases", "p_alive", "clv"):
@@ -126,7 +128,7 @@ def compute_scores(
     thresholds = matrix.thresholds_for(
         value, parameters.loyalty_threshold, parameters.profitability_threshold
     )
-    scores["quadrant"] = matrix.assign_quadrants(value, thresholds).to_numpy()
+    scores["quadrant"] = matrix.assign_quadrants(value, thresholds)
     info["thresholds"] = {
         "loyalty": thresholds.loyalty,
         "profitability": thresholds.profitability,
