@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from loyalty.pgcopy import copy_binary
+from loyalty.pgcopy import copy_binary, read_binary
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -44,3 +44,22 @@ def test_rows_arrive_exactly_with_nulls_and_texts():
         (4, None, 40, 2.5, "lost"),
         (5, 5, 50, 3.25, "champions"),
     ]
+
+
+def test_read_binary_returns_native_columns_and_refuses_nulls():
+    query = (
+        "SELECT * FROM (VALUES (1::bigint, 2::smallint, 1.5::float8, DATE '2000-01-03'),"
+        " (-7, 32767::smallint, -0.25, DATE '1999-12-31')) AS t"
+    )
+    with connection.cursor() as cursor:
+        ids, small, ratio, day = read_binary(
+            cursor.cursor, query, ["bigint", "smallint", "double precision", "date"]
+        )
+        with pytest.raises(ValueError, match="NULL"):
+            read_binary(cursor.cursor, "SELECT NULL::bigint", ["bigint"])
+        with pytest.raises(ValueError):
+            read_binary(cursor.cursor, "SELECT 1::integer", ["bigint"])
+
+    assert ids.tolist() == [1, -7] and ids.dtype == np.dtype("int64")
+    assert small.tolist() == [2, 32767] and ratio.tolist() == [1.5, -0.25]
+    assert day.tolist() == [2, -1]  # days since 2000-01-01
