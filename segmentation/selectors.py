@@ -78,10 +78,12 @@ FROM {purchase}
 WHERE purchased_at <= %(now)s::timestamptz {part}
 GROUP BY member_id
 """
-# The binary types of those columns, in order (then spend_<d>, purchases_<d> per window).
-_POSTGRES_TYPES = ["bigint", "double precision", "bigint", "double precision", "bigint"] + [
-    "double precision"
-] * 4
+# The binary type of each of those columns (then spend_<d>, purchases_<d> per window).
+_POSTGRES_TYPES = dict.fromkeys(AGGREGATE_COLUMNS, "double precision") | {
+    "member_id": "bigint",
+    "frequency": "bigint",
+    "purchases_total": "bigint",
+}
 
 # SQLite (the embedded demo): the same figures; the first purchase's spend by a subquery.
 _SQLITE_AGGREGATE = """
@@ -150,7 +152,8 @@ def purchase_aggregates(
             f" 0)::float8, count(*) FILTER (WHERE purchased_at > %(since_{d})s::timestamptz)"
             for d in days
         )
-        types = _POSTGRES_TYPES + ["double precision", "bigint"] * len(days)
+        types = [_POSTGRES_TYPES[column] for column in AGGREGATE_COLUMNS]
+        types += ["double precision", "bigint"] * len(days)
         with connection.cursor() as cursor:
             if connection.in_atomic_block:  # other connections would not see this transaction
                 parts = [""]
