@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Cast, Round
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -221,6 +222,18 @@ class Purchase(models.Model):
         _("refunded (EUR)"), default=Decimal("0"), max_digits=12, decimal_places=2
     )
     points_reversed = models.IntegerField(_("points reversed"), default=0)
+    # Kept by the database for the segmentation aggregate, which reads it with the (member,
+    # purchased_at) index alone: summing integers instead of numeric, and no heap access,
+    # halve a run's aggregate over 10M purchases (docs/decisions.md).
+    net_cents = models.GeneratedField(
+        expression=Cast(
+            Round((models.F("amount") - models.F("refunded_amount")) * 100),
+            models.BigIntegerField(),
+        ),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+        verbose_name=_("net amount (cents)"),
+    )
     earning_breakdown = models.JSONField(
         _("how the points were computed"), default=dict, blank=True
     )
@@ -245,7 +258,12 @@ class Purchase(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["member", "purchased_at"]),
+            # Covering (PostgreSQL): the segmentation aggregate is an index-only scan.
+            models.Index(
+                fields=["member", "purchased_at"],
+                include=["net_cents"],
+                name="purchase_member_time_net",
+            ),
             models.Index(fields=["purchased_at"]),
         ]
 

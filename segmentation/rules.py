@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import (
     Count,
+    F,
     Max,
     Q,
     QuerySet,
@@ -75,7 +76,10 @@ FIELDS: dict[str, FieldSpec] = {
     "clv": FieldSpec(gettext_lazy("Customer lifetime value (EUR)"), "number", NUMBER_OPS),
     "p_alive": FieldSpec(gettext_lazy("P(alive)"), "number", NUMBER_OPS),
     "spend": FieldSpec(
-        gettext_lazy("Spend in the last N days (EUR)"), "number", NUMBER_OPS, needs_days=True
+        gettext_lazy("Spend in the last N days (EUR, net of refunds)"),
+        "number",
+        NUMBER_OPS,
+        needs_days=True,
     ),
     "purchases": FieldSpec(
         gettext_lazy("Purchases in the last N days"), "integer", NUMBER_OPS, needs_days=True
@@ -262,7 +266,7 @@ class _Compiler:
             return Q(pk__in=latest.values("member_id"))
         recent = purchases.filter(purchased_at__gt=self._days_ago(rule["days"]))
         if field == "spend":
-            totals = recent.annotate(total=Sum("amount"))
+            totals = recent.annotate(total=Sum(F("amount") - F("refunded_amount")))
         else:
             totals = recent.annotate(total=Count("pk"))
         holds = self._compare("total", op, value)
