@@ -57,9 +57,30 @@ def test_read_binary_returns_native_columns_and_refuses_nulls():
         )
         with pytest.raises(ValueError, match="NULL"):
             read_binary(cursor.cursor, "SELECT NULL::bigint", ["bigint"])
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="NULL"):
+            read_binary(cursor.cursor, "SELECT 1::bigint, NULL::integer", ["bigint", "integer"])
+        with pytest.raises(ValueError, match="not bigint"):
             read_binary(cursor.cursor, "SELECT 1::integer", ["bigint"])
 
-    assert ids.tolist() == [1, -7] and ids.dtype == np.dtype("int64")
-    assert small.tolist() == [2, 32767] and ratio.tolist() == [1.5, -0.25]
-    assert day.tolist() == [2, -1]  # days since 2000-01-01
+    order = np.argsort(ids)  # rows come in no particular order; columns stay aligned
+    assert ids[order].tolist() == [-7, 1] and ids.dtype == np.dtype("int64")
+    assert small[order].tolist() == [32767, 2] and ratio[order].tolist() == [-0.25, 1.5]
+    assert day[order].tolist() == [-1, 2]  # days since 2000-01-01
+
+
+def test_read_binary_reads_many_packed_rows_and_none():
+    # Ids over many KEY_SPAN ranges, so the rows travel in several packed messages.
+    query = (
+        "SELECT i::bigint, (i * 0.5)::float8, (i % 7)::smallint FROM generate_series(1, 50000) i"
+    )
+    with connection.cursor() as cursor:
+        ids, halves, sevens = read_binary(
+            cursor.cursor, query, ["bigint", "double precision", "smallint"]
+        )
+        (empty,) = read_binary(cursor.cursor, "SELECT 1::bigint WHERE false", ["bigint"])
+
+    order = np.argsort(ids)
+    assert ids[order].tolist() == list(range(1, 50001))
+    assert np.array_equal(halves[order], np.arange(1, 50001) * 0.5)
+    assert np.array_equal(sevens[order], np.arange(1, 50001) % 7)
+    assert empty.dtype == np.dtype("int64") and len(empty) == 0
