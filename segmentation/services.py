@@ -168,16 +168,24 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             lambda: _rule_memberships(segments, needs, scores, aggregates, rule_inputs.result()),
         )
         _stage(run, _("Writing the snapshot"), 70)
+        writes = {
+            "write_scores": lambda: write_scores(run, scores),
+            "write_rule_segments": lambda: write_memberships(run, memberships),
+        }
         if parallel:
             # Staged: rows of a run nobody reads yet (readers go through the current run),
-            # in two halves by member on two connections at once, so both cores fill the
-            # indexes; made current below in one transaction and deleted again if the run
-            # fails (recalculate). The pool waits for both before leaving.
-            timed("write_snapshot", lambda: _write_staged(pool, run, scores, memberships))
+            # on two connections at once; made current below in one transaction and deleted
+            # again if the run fails (recalculate). The pool waits for both before leaving.
+            staged = [
+                _submit(pool, True, functools.partial(timed, name, write))
+                for name, write in writes.items()
+            ]
+            for future in staged:
+                future.result()
     with transaction.atomic():
         if not parallel:
-            timed("write_scores", lambda: write_scores(run, scores))
-            timed("write_rule_segments", lambda: write_memberships(run, memberships))
+            for name, write in writes.items():
+                timed(name, write)
         timed("swap", lambda: _make_current(run))
         info.update(
             window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()
@@ -268,37 +276,6 @@ def _rule_memberships(
         )
         counts[segment.name] = len(selected)
     return pd.concat(parts, ignore_index=True), counts
-
-
-def _member_halves(scores: pd.DataFrame, memberships: pd.DataFrame):
-    """Scores and memberships of the members below and from the middle member id; each half
-    keeps its rows' order (by member), so it appends to its own run of the indexes."""
-    ids = scores["member_id"].to_numpy()
-    middle = ids[len(ids) // 2] if len(ids) else 0
-    for lower in (True, False):
-        yield (
-            scores[(ids < middle) == lower],
-            memberships[(memberships["member_id"].to_numpy() < middle) == lower],
-        )
-
-
-def _write_staged(
-    pool: ThreadPoolExecutor,
-    run: SegmentationRun,
-    scores: pd.DataFrame,
-    memberships: pd.DataFrame,
-) -> None:
-    futures = [
-        _submit(pool, True, functools.partial(_write_half, run, *half))
-        for half in _member_halves(scores, memberships)
-    ]
-    for future in futures:
-        future.result()
-
-
-def _write_half(run: SegmentationRun, scores: pd.DataFrame, memberships: pd.DataFrame) -> None:
-    write_scores(run, scores)
-    write_memberships(run, memberships)
 
 
 def write_scores(run: SegmentationRun, scores: pd.DataFrame) -> int:

@@ -189,14 +189,11 @@ def test_staged_writes_on_two_connections_vanish_when_the_run_fails(monkeypatch)
     )
     good = services.recalculate(now=NOW)
     assert good.status == RunStatus.DONE, good.error
-    assert set(good.timings) >= {"write_snapshot", "swap"}
-    # Both halves (by member) landed: every score and every membership the run counted.
-    scored = sorted(MemberScore.objects.filter(run=good).values_list("member_id", flat=True))
-    assert len(scored) == good.member_count > 150
-    members = RuleSegmentMember.objects.filter(run=good, segment=segment).values_list("member_id")
-    assert len(members) == good.parameters["rule_segments"]["Consenting"] > 0
-    middle = scored[len(scored) // 2]
-    assert min(members)[0] < middle <= max(members)[0]
+    assert set(good.timings) >= {"write_scores", "write_rule_segments", "swap"}
+    # Both staged writes landed: every score and every membership the run counted.
+    assert MemberScore.objects.filter(run=good).count() == good.member_count > 150
+    members = RuleSegmentMember.objects.filter(run=good, segment=segment).count()
+    assert members == good.parameters["rule_segments"]["Consenting"] > 0
 
     written: list[int] = []
     real_write = services.write_memberships
