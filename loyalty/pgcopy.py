@@ -12,6 +12,7 @@ import struct
 
 import numpy as np
 import pandas as pd
+from psycopg import pq
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
 TRAILER = (-1).to_bytes(2, "big", signed=True)
@@ -25,6 +26,7 @@ NUMERIC_TYPES = {
 }
 CHUNK_ROWS = 100_000
 KEY_SPAN = 4096  # read_binary: rows per message, at most
+PACKING_MEMORY = "128MB"
 
 
 def _as_array(pgtype: str, values) -> np.ndarray:
@@ -135,9 +137,17 @@ def read_binary(cursor, query: str, types: list[str]) -> list[np.ndarray]:
         f" FROM ({query}) AS packed_rows({', '.join(names)}) GROUP BY c0 / {KEY_SPAN}"
     )
     buffer = bytearray()
-    with cursor.copy(f"COPY ({packed}) TO STDOUT (FORMAT BINARY)") as copy:
-        for block in copy:
-            buffer += block
+    # Room to group (or sort) the rows in memory: the planner cannot tell that they fall into
+    # a few hundred ranges, and at the default 4 MB it sorts a million of them on disk.
+    cursor.execute(f"SET work_mem = '{PACKING_MEMORY}'")
+    try:
+        with cursor.copy(f"COPY ({packed}) TO STDOUT (FORMAT BINARY)") as copy:
+            for block in copy:
+                buffer += block
+    finally:
+        # A failed transaction undoes the SET itself (and refuses any statement until then).
+        if cursor.connection.info.transaction_status != pq.TransactionStatus.INERROR:
+            cursor.execute("RESET work_mem")
     if buffer[:11] != HEADER[:11]:
         raise ValueError("not a binary COPY stream")
     position = 19 + int.from_bytes(buffer[15:19], "big")  # skip the header extension, if any

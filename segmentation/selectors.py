@@ -214,19 +214,20 @@ def purchase_aggregates(
 
 
 def scored_member_ids() -> pd.Series:
-    """The members a run scores: every active member, with or without purchases."""
-    query = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by("pk")
+    """The members a run scores: every active member, with or without purchases (sorted)."""
+    query = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by()
     (ids,) = _columns(query, ["bigint"])
-    return pd.Series(ids, name="member_id", dtype="int64")
+    return pd.Series(np.sort(ids), name="member_id", dtype="int64")
 
 
 _EPOCH_DATE = dt.date(2000, 1, 1)  # PostgreSQL's binary dates count days from here
 
 
 def _columns(query: QuerySet, types: list[str]) -> list[np.ndarray]:
-    """A values_list() query's columns as numpy arrays: fixed-width types, never NULL (coalesce
-    in the query); a date comes as days since 2000-01-01. On PostgreSQL through binary COPY,
-    several times faster than fetching or CSV at a million rows."""
+    """A values_list() query's columns as numpy arrays, rows in no particular order:
+    fixed-width types, never NULL (coalesce in the query), the first an integer; a date comes as
+    days since 2000-01-01. On PostgreSQL through binary COPY (read_binary), several times
+    faster than fetching or CSV at a million rows."""
     sql, params = query.query.sql_with_params()
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -1,8 +1,9 @@
 """Binary COPY of numpy columns: NULLs, text of any length, many row shapes."""
 
 import numpy as np
+import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from loyalty.pgcopy import copy_binary, read_binary
 
@@ -84,3 +85,17 @@ def test_read_binary_reads_many_packed_rows_and_none():
     assert np.array_equal(halves[order], np.arange(1, 50001) * 0.5)
     assert np.array_equal(sevens[order], np.arange(1, 50001) % 7)
     assert empty.dtype == np.dtype("int64") and len(empty) == 0
+
+
+def test_read_binary_leaves_the_session_as_it_was():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        (before,) = cursor.fetchone()
+        read_binary(cursor.cursor, "SELECT 1::bigint", ["bigint"])
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone() == (before,)
+        # A query that fails inside a transaction: its own error, and the rollback undoes the SET.
+        with pytest.raises(psycopg.errors.DivisionByZero), transaction.atomic():
+            read_binary(cursor.cursor, "SELECT (1 / 0)::bigint", ["bigint"])
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone() == (before,)
