@@ -14,7 +14,10 @@ In one process and one run it measures
       start to its swap; the prune of snapshots beyond the retention that follows in its own
       task is printed separately;
   (c) the CLV fit and prediction alone, on the same customer summary.
-It prints each wall time, (b)/(a), and the peak memory of the process.
+It runs --repeat rounds (default 3) of (a) then (b), so that each (b) is compared with an (a)
+measured right before it (a shared 2-core machine varies by a third from minute to minute), and
+prints every round, the medians of the wall times and of the per-round ratios (b)/(a), the
+stages of the fastest round, and the peak memory of the process.
 Targets on the 2-core reference machine: (b) <= 10 s and <= 2.0 x (a), peak <= 1.5 GB,
 (c) <= 30 s.
 """
@@ -25,6 +28,7 @@ import argparse
 import datetime as dt
 import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,6 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="loyalty_bench")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds of (a) then (b); medians are reported"
+    )
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = f"postgres://postgres@{args.host}:5432/{args.database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings.local")
@@ -93,23 +100,41 @@ def main() -> None:
             cursor.execute("RESET ALL")
         return seconds
 
-    baseline(["RESET ALL"])  # warm the cache: every measurement reads the table from memory
-    a_default = baseline(["RESET ALL"])
     serial = [
         "SET max_parallel_workers_per_gather = 0",
         "SET jit = off",
         "SET enable_hashagg = off",
     ]
-    a_tuned = baseline(serial)
-    a_binary = baseline(serial, "(FORMAT BINARY)")  # the output format (b) reads
-    connection.close()
-
-    started = time.perf_counter()
-    run = services.recalculate()  # without a broker the prune task runs inline after the swap
-    wall_seconds = time.perf_counter() - started
-    if run.status != RunStatus.DONE:
-        sys.exit(f"the recalculation failed: {run.error}")
-    b_seconds = run.duration_seconds or wall_seconds  # start to swap
+    baseline(["RESET ALL"])  # warm the cache: every measurement reads the table from memory
+    rounds = []
+    for number in range(1, args.repeat + 1):
+        # (a) right before each (b): on a shared machine both see the same conditions.
+        a_default = baseline(["RESET ALL"])
+        a_tuned = baseline(serial)
+        a_binary = baseline(serial, "(FORMAT BINARY)")  # the output format (b) reads
+        connection.close()
+        started = time.perf_counter()
+        run = services.recalculate()  # without a broker the prune runs inline after the swap
+        wall_seconds = time.perf_counter() - started
+        if run.status != RunStatus.DONE:
+            sys.exit(f"the recalculation failed: {run.error}")
+        b_seconds = run.duration_seconds or wall_seconds  # start to swap
+        rounds.append(
+            {
+                "a_default": a_default,
+                "a_tuned": a_tuned,
+                "a_binary": a_binary,
+                "b": b_seconds,
+                "prune": wall_seconds - b_seconds,
+                "timings": run.timings,
+            }
+        )
+        print(
+            f"round {number}: (a) {a_default:5.2f} / {a_tuned:5.2f} / {a_binary:5.2f} s,"
+            f" (b) {b_seconds:5.2f} s = {b_seconds / a_default:4.2f} x default,"
+            f" {b_seconds / min(a_default, a_tuned, a_binary):4.2f} x fastest;"
+            + ", ".join(f" {stage} {seconds:.2f}" for stage, seconds in run.timings.items())
+        )
 
     now = timezone.now()
     aggregates = purchase_aggregates(now=now, window_start=now - dt.timedelta(days=365))
@@ -124,28 +149,42 @@ def main() -> None:
     c_seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    a = min(a_default, a_tuned, a_binary)
+    def median(key: str) -> float:
+        return statistics.median(entry[key] for entry in rounds)
+
+    a_default, a_tuned, a_binary, b_seconds = (
+        median(key) for key in ("a_default", "a_tuned", "a_binary", "b")
+    )
+    ratio_default = statistics.median(entry["b"] / entry["a_default"] for entry in rounds)
+    ratio_fastest = statistics.median(
+        entry["b"] / min(entry["a_default"], entry["a_tuned"], entry["a_binary"])
+        for entry in rounds
+    )
+    best = min(rounds, key=lambda entry: entry["b"])
+    print(f"\nmedians of {len(rounds)} rounds")
     print(f"(a) bare RFM aggregate, default plan      {a_default:7.2f} s")
     print(f"    same, serial plan without JIT         {a_tuned:7.2f} s")
     print(f"    same, serial, binary COPY             {a_binary:7.2f} s")
     print(
         f"(b) full recalculation, start to swap     {b_seconds:7.2f} s   ({run.member_count:,} members)"
     )
-    for stage, seconds in run.timings.items():
+    print(f"    fastest round {best['b']:.2f} s:")
+    for stage, seconds in best["timings"].items():
         print(f"      {stage:<34} {seconds:7.2f} s")
     print(f"    rule segments: {run.parameters['rule_segments']}")
-    print(f"    then, in its own task: pruning old snapshots {wall_seconds - b_seconds:5.2f} s")
+    print(f"    then, in its own task: pruning old snapshots {median('prune'):5.2f} s")
     print(
         f"(c) CLV fit and prediction                {c_seconds:7.2f} s   ({len(summary):,} customers)"
     )
     print(f"    BG/NBD {fitted['bgnbd']}")
     print(f"    Gamma-Gamma {fitted['gamma_gamma']}")
-    print(f"(b)/(a) against the fastest baseline        {b_seconds / a:7.2f} x")
-    print(f"(b)/(a) against the default plan           {b_seconds / a_default:7.2f} x")
+    print(f"(b)/(a) against the fastest baseline        {ratio_fastest:7.2f} x")
+    print(f"(b)/(a) against the default plan           {ratio_default:7.2f} x")
     print(f"peak memory (this process)               {peak_mb:7.0f} MB")
     checks = [
         ("(b) <= 10 s", b_seconds <= 10),
-        ("(b) <= 2.0 x (a)", b_seconds <= 2.0 * a),
+        ("(b) <= 2.0 x (a) default plan", ratio_default <= 2.0),
+        ("(b) <= 2.0 x (a) fastest", ratio_fastest <= 2.0),
         ("peak <= 1.5 GB", peak_mb <= 1536),
         ("(c) <= 30 s", c_seconds <= 30),
     ]
