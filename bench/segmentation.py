@@ -3,7 +3,7 @@
     .venv/bin/python bench/seed_large.py --keep          # once: creates loyalty_bench
     .venv/bin/python bench/segmentation.py [--database loyalty_bench]
 
-In one process and one run it measures
+In one process it measures
   (a) the baseline: the bare SQL aggregate of recency, frequency and monetary per member
       (max(purchased_at), count(*), sum(amount) grouped by member, streamed to the client),
       as PostgreSQL plans it by default, and also with the session settings and the binary
