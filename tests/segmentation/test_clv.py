@@ -36,6 +36,47 @@ def test_gamma_gamma_reproduces_the_published_cdnow_fit():
         assert within_one_percent(getattr(params, name), published), (name, params)
 
 
+@pytest.mark.parametrize(
+    "params", [(0.243, 4.414, 0.793, 2.426), (2.0, 40.0, 0.3, 0.6), (0.05, 0.5, 5.0, 30.0)]
+)
+def test_the_bgnbd_gradient_matches_finite_differences(params):
+    """Per customer (with and without repeat purchases), by each parameter."""
+    x, t_x, T = (
+        CDNOW[column].to_numpy(dtype="float64") for column in ("frequency", "recency", "T")
+    )
+    counts = clv._ByFrequency(x)
+    _values, gradient = clv._bgnbd_log_likelihood_gradient(clv.BgNbdParams(*params), counts, t_x, T)
+    for index in range(4):
+        step = 1e-6 * params[index]
+        up, down = list(params), list(params)
+        up[index] += step
+        down[index] -= step
+        numeric = (
+            clv.bgnbd_log_likelihood(clv.BgNbdParams(*up), x, t_x, T)
+            - clv.bgnbd_log_likelihood(clv.BgNbdParams(*down), x, t_x, T)
+        ) / (2 * step)
+        assert np.allclose(gradient[index], numeric, rtol=1e-5, atol=1e-6), index
+
+
+@pytest.mark.parametrize("params", [(6.25, 3.74, 15.44), (0.8, 12.0, 2.0)])
+def test_the_gamma_gamma_gradient_matches_finite_differences(params):
+    repeat = CDNOW[CDNOW["frequency"] > 0]
+    x, m = (repeat[column].to_numpy(dtype="float64") for column in ("frequency", "monetary_value"))
+    gradient = clv._gamma_gamma_gradient(
+        clv.GammaGammaParams(*params), clv._ByFrequency(x), np.log(x), m, np.log(m)
+    )
+    for index in range(3):
+        step = 1e-6 * params[index]
+        up, down = list(params), list(params)
+        up[index] += step
+        down[index] -= step
+        numeric = (
+            clv.gamma_gamma_log_likelihood(clv.GammaGammaParams(*up), x, m)
+            - clv.gamma_gamma_log_likelihood(clv.GammaGammaParams(*down), x, m)
+        ) / (2 * step)
+        assert np.allclose(gradient[index], numeric, rtol=1e-5, atol=1e-6), index
+
+
 def test_fitting_on_distinct_rows_with_weights_equals_fitting_every_row():
     doubled = pd.concat([CDNOW, CDNOW])
     counts = doubled.groupby(["frequency", "recency", "T"]).size().reset_index(name="n")
