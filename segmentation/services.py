@@ -162,30 +162,33 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         rule_inputs = _submit(pool, parallel, lambda: _rule_inputs(needs))
         _stage(run, _("Scoring"), 30)
         scores, info = timed("score", lambda: compute_scores(aggregates, member_ids, parameters))
+        write_all_scores = functools.partial(write_scores, run, scores)
+        staged: list[Future] = []
+        if parallel:
+            # Staged: rows of a run nobody reads yet (readers go through the current run),
+            # the scores from now on while the rule segments are evaluated, the memberships
+            # then on the other connection; made current below in one transaction and deleted
+            # again if the run fails (recalculate). The pool waits for both before leaving.
+            staged.append(
+                _submit(pool, True, functools.partial(timed, "write_scores", write_all_scores))
+            )
         _stage(run, _("Filling rule-based segments"), 60)
         memberships, info["rule_segments"] = timed(
             "rule_segments",
             lambda: _rule_memberships(segments, needs, scores, aggregates, rule_inputs.result()),
         )
         _stage(run, _("Writing the snapshot"), 70)
-        writes = {
-            "write_scores": lambda: write_scores(run, scores),
-            "write_rule_segments": lambda: write_memberships(run, memberships),
-        }
+        write_members = functools.partial(write_memberships, run, memberships)
         if parallel:
-            # Staged: rows of a run nobody reads yet (readers go through the current run),
-            # on two connections at once; made current below in one transaction and deleted
-            # again if the run fails (recalculate). The pool waits for both before leaving.
-            staged = [
-                _submit(pool, True, functools.partial(timed, name, write))
-                for name, write in writes.items()
-            ]
+            staged.append(
+                _submit(pool, True, functools.partial(timed, "write_rule_segments", write_members))
+            )
             for future in staged:
                 future.result()
     with transaction.atomic():
         if not parallel:
-            for name, write in writes.items():
-                timed(name, write)
+            timed("write_scores", write_all_scores)
+            timed("write_rule_segments", write_members)
         timed("swap", lambda: _make_current(run))
         info.update(
             window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()

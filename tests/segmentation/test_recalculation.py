@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -217,6 +218,37 @@ def test_staged_writes_on_two_connections_vanish_when_the_run_fails(monkeypatch)
     assert current_run() == good
     assert not MemberScore.objects.filter(run=failed).exists()
     assert not RuleSegmentMember.objects.filter(run=failed).exists()
+    assert MemberScore.objects.filter(run=good).count() == good.member_count
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_scores_written_while_the_rules_fail_are_deleted(monkeypatch):
+    """The scores start writing before the rule segments are evaluated; a rule failure must
+    still leave no rows of the failed run (they are deleted once the write has finished)."""
+    demo.seed(demo.DemoSpec(members=150, lines=False, now=NOW))
+    RuleSegment.objects.create(name="Anyone", rule={"field": "r_score", "op": "gte", "value": 1})
+    good = services.recalculate(now=NOW)
+    started: list[int] = []
+    real_write = services.write_scores
+
+    def write_and_note(run, scores):
+        started.append(run.pk)
+        return real_write(run, scores)
+
+    def broken(*args):
+        while not started:  # fail only once the scores write is under way
+            time.sleep(0.01)
+        raise RuntimeError("rule engine down")
+
+    monkeypatch.setattr(services, "write_scores", write_and_note)
+    monkeypatch.setattr(services, "_rule_memberships", broken)
+    failed = services.recalculate(now=NOW + dt.timedelta(days=1))
+
+    assert failed.status == RunStatus.FAILED and "rule engine down" in failed.error
+    assert started == [failed.pk]
+    assert not MemberScore.objects.filter(run=failed).exists()
+    assert current_run() == good
     assert MemberScore.objects.filter(run=good).count() == good.member_count
 
 
