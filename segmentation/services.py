@@ -4,9 +4,10 @@ A run reads the purchase aggregate (one grouped query), scores every active memb
 (pipeline.compute_scores), evaluates the rule-based segments on that member table
 (rules.rule_mask), writes scores and memberships with COPY and makes the run current in one
 transaction. Readers always read through the current run, so they see the old snapshot until
-that transaction commits and the new one after. On PostgreSQL the two COPYs run at once on two
-connections before that transaction, as rows of a run no reader sees yet; elsewhere they are
-part of it. A failure leaves the run visible as failed with its error and deletes whatever it
+that transaction commits and the new one after. On PostgreSQL both COPYs come before that
+transaction, as rows of a run no reader sees yet: the scores on a second connection while this
+one reads the rule segments' inputs, evaluates them and writes the memberships; elsewhere they
+are part of it. A failure leaves the run visible as failed with its error and deletes whatever it
 had written; so does the sweep that marks a run abandoned. Runs beyond the retention are
 deleted afterwards by their own task.
 """
@@ -156,35 +157,30 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
     )
     member_ids = timed("members", scored_member_ids)
     parallel = _parallel_allowed()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # What the rule segments ask of the members table is read on another connection
-        # while this thread scores (the database core is idle during scoring).
-        rule_inputs = _submit(pool, parallel, lambda: _rule_inputs(needs))
+    with ThreadPoolExecutor(max_workers=1) as pool:
         _stage(run, _("Scoring"), 30)
         scores, info = timed("score", lambda: compute_scores(aggregates, member_ids, parameters))
         write_all_scores = functools.partial(write_scores, run, scores)
-        staged: list[Future] = []
+        scores_written: Future | None = None
         if parallel:
-            # Staged: rows of a run nobody reads yet (readers go through the current run),
-            # the scores from now on while the rule segments are evaluated, the memberships
-            # then on the other connection; made current below in one transaction and deleted
-            # again if the run fails (recalculate). The pool waits for both before leaving.
-            staged.append(
-                _submit(pool, True, functools.partial(timed, "write_scores", write_all_scores))
+            # Staged: rows of a run nobody reads yet (readers go through the current run).
+            # The scores are written on another connection from now on, while this one reads
+            # what the rule segments ask of the members, evaluates them and writes the
+            # memberships; made current below in one transaction and deleted again if the run
+            # fails (recalculate). The pool waits for the write before leaving.
+            scores_written = pool.submit(
+                _on_own_connection(functools.partial(timed, "write_scores", write_all_scores))
             )
         _stage(run, _("Filling rule-based segments"), 60)
         memberships, info["rule_segments"] = timed(
             "rule_segments",
-            lambda: _rule_memberships(segments, needs, scores, aggregates, rule_inputs.result()),
+            lambda: _rule_memberships(segments, needs, scores, aggregates, _rule_inputs(needs)),
         )
         _stage(run, _("Writing the snapshot"), 70)
         write_members = functools.partial(write_memberships, run, memberships)
-        if parallel:
-            staged.append(
-                _submit(pool, True, functools.partial(timed, "write_rule_segments", write_members))
-            )
-            for future in staged:
-                future.result()
+        if scores_written is not None:
+            timed("write_rule_segments", write_members)
+            scores_written.result()
     with transaction.atomic():
         if not parallel:
             timed("write_scores", write_all_scores)
@@ -213,20 +209,16 @@ def _parallel_allowed() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def _submit(pool: ThreadPoolExecutor, parallel: bool, function: Callable) -> Future:
-    """`function` on a pool thread with its own connection, or here and now."""
-    if not parallel:
-        future: Future = Future()
-        future.set_result(function())
-        return future
+def _on_own_connection(function: Callable) -> Callable:
+    """`function` for a pool thread: it gets its own connection, closed afterwards."""
 
-    def on_own_connection():
+    def run():
         try:
             return function()
         finally:
             connection.close()
 
-    return pool.submit(on_own_connection)
+    return run
 
 
 def _discard_rows(run_ids) -> None:
