@@ -112,8 +112,8 @@ def _statement(cursor, sql: str, params) -> str:
     return statement.decode() if isinstance(statement, bytes) else statement
 
 
-def _aggregate_part(statement: str, types: list[str]) -> list[np.ndarray]:
-    """One part of the aggregate on this thread's connection, as numpy columns."""
+def _aggregate_part(queries: list[tuple[str, list[str]]]) -> list[list[np.ndarray]]:
+    """Queries, one after the other on this thread's connection, each as numpy columns."""
     try:
         with connection.cursor() as cursor:
             # Serial plans (1M groups are slower through a parallel sort and gather merge), no
@@ -125,7 +125,7 @@ def _aggregate_part(statement: str, types: list[str]) -> list[np.ndarray]:
             cursor.execute(f"SET {scope}max_parallel_workers_per_gather = 0")
             cursor.execute(f"SET {scope}jit = off")
             cursor.execute(f"SET {scope}enable_hashagg = off")
-            return read_binary(cursor.cursor, statement, types)
+            return [read_binary(cursor.cursor, sql, types) for sql, types in queries]
     finally:
         if threading.current_thread() is not threading.main_thread():
             connection.close()
@@ -134,7 +134,26 @@ def _aggregate_part(statement: str, types: list[str]) -> list[np.ndarray]:
 def purchase_aggregates(
     *, now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int] = ()
 ) -> pd.DataFrame:
-    """Per member with purchases up to `now`: the figures RFM and CLV need, in one query.
+    """Per member with purchases up to `now`: the figures RFM and CLV need, in one query."""
+    frame, _ids = _aggregate(now, window_start, recent_days, member_ids=False)
+    return frame
+
+
+def run_inputs(
+    *, now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int] = ()
+) -> tuple[pd.DataFrame, pd.Series]:
+    """purchase_aggregates and scored_member_ids, read together: on PostgreSQL each of the two
+    connections reads its range of members after its range of purchases, which also fills the
+    wait for the slower range."""
+    frame, ids = _aggregate(now, window_start, recent_days, member_ids=True)
+    assert ids is not None
+    return frame, ids
+
+
+def _aggregate(
+    now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int], *, member_ids: bool
+) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The aggregate (see purchase_aggregates) and, if asked, the scored member ids.
 
     days_since_last / days_since_first are fractional days; frequency and monetary count only
     the window (window_start, now]; *_total and first_spend cover the whole history;
@@ -147,6 +166,7 @@ def purchase_aggregates(
     params = {"now": now, "window_start": window_start}
     params.update({f"since_{d}": now - dt.timedelta(days=d) for d in days})
     columns = AGGREGATE_COLUMNS + [f"{kind}_{d}" for d in days for kind in ("spend", "purchases")]
+    scored: pd.Series | None = None
     if connection.vendor == "postgresql":
         extra = "".join(
             f", (coalesce(sum(net_cents) FILTER (WHERE purchased_at > %(since_{d})s::timestamptz),"
@@ -156,32 +176,40 @@ def purchase_aggregates(
         )
         types = [_POSTGRES_TYPES[column] for column in AGGREGATE_COLUMNS]
         types += ["double precision", "bigint"] * len(days)
+        active = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by()
         with connection.cursor() as cursor:
             if connection.in_atomic_block:  # other connections would not see this transaction
-                parts = [""]
+                ranges = [("", active)]
             else:  # two ranges of members on two connections: both cores aggregate
                 cursor.execute(f"SELECT (min(id) + max(id)) / 2 FROM {Member._meta.db_table}")
                 middle = int(cursor.fetchone()[0] or 0)
-                parts = [f"AND member_id <= {middle}", f"AND member_id > {middle}"]
-            statements = [
-                _statement(
-                    cursor,
-                    _POSTGRES_AGGREGATE.format(purchase=table, part=part, extra=extra),
-                    params,
-                )
-                for part in parts
-            ]
-        if len(statements) == 1:
-            results = [_aggregate_part(statements[0], types)]
+                ranges = [
+                    (f"AND member_id <= {middle}", active.filter(pk__lte=middle)),
+                    (f"AND member_id > {middle}", active.filter(pk__gt=middle)),
+                ]
+            parts = []
+            for part, members in ranges:
+                sql = _POSTGRES_AGGREGATE.format(purchase=table, part=part, extra=extra)
+                queries = [(_statement(cursor, sql, params), types)]
+                if member_ids:
+                    queries.append(
+                        (_statement(cursor, *members.query.sql_with_params()), ["bigint"])
+                    )
+                parts.append(queries)
+        if len(parts) == 1:
+            results = [_aggregate_part(parts[0])]
         else:
-            with ThreadPoolExecutor(max_workers=len(statements)) as pool:
-                results = list(pool.map(lambda sql: _aggregate_part(sql, types), statements))
+            with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                results = list(pool.map(_aggregate_part, parts))
         frame = pd.DataFrame(
             {
-                name: np.concatenate([result[index] for result in results])
+                name: np.concatenate([result[0][index] for result in results])
                 for index, name in enumerate(columns)
             }
         )
+        if member_ids:
+            ids = np.sort(np.concatenate([result[1][0] for result in results]))
+            scored = pd.Series(ids, name="member_id", dtype="int64")
     else:
         extra = "".join(
             f", coalesce(sum(CASE WHEN p.purchased_at > :since_{d}"
@@ -201,6 +229,8 @@ def purchase_aggregates(
                 sqlite_params,
             )
             frame = pd.DataFrame(cursor.fetchall(), columns=columns)
+        if member_ids:
+            scored = scored_member_ids()
         frame["last_epoch"] = (
             pd.to_datetime(frame["last_epoch"], utc=True, format="ISO8601")
             - pd.Timestamp(0, tz="UTC")
@@ -210,7 +240,7 @@ def purchase_aggregates(
     for d in days:
         frame[f"spend_{d}"] = frame[f"spend_{d}"].astype("float64").round(2)
         frame[f"purchases_{d}"] = frame[f"purchases_{d}"].astype("int64")
-    return frame
+    return frame, scored
 
 
 def scored_member_ids() -> pd.Series:

@@ -42,7 +42,7 @@ from .models import (
 )
 from .pipeline import Parameters, compute_scores
 from .rules import RuleNeeds, rule_mask, rule_needs, validate_rule
-from .selectors import consenting_ids, member_attributes, purchase_aggregates, scored_member_ids
+from .selectors import consenting_ids, member_attributes, run_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +151,10 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
     needs = rule_needs([segment.rule for segment in segments])
     _stage(run, _("Reading purchases"), 5)
     window_start = now - dt.timedelta(days=settings.window_days)
-    aggregates = timed(
+    aggregates, member_ids = timed(
         "aggregate",
-        lambda: purchase_aggregates(now=now, window_start=window_start, recent_days=needs.days),
+        lambda: run_inputs(now=now, window_start=window_start, recent_days=needs.days),
     )
-    member_ids = timed("members", scored_member_ids)
     parallel = _parallel_allowed()
     with ThreadPoolExecutor(max_workers=1) as pool:
         _stage(run, _("Scoring"), 30)

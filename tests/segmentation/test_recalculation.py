@@ -48,7 +48,6 @@ def test_a_run_scores_every_active_member_and_becomes_current(demo_program):
     assert run.progress == 100 and run.finished_at is not None
     assert set(run.timings) == {
         "aggregate",
-        "members",
         "score",
         "rule_segments",
         "write_scores",
@@ -282,7 +281,8 @@ def _inputs_for_a_run():
 def test_the_aggregate_on_two_connections_equals_one_connection():
     from django.db import transaction
 
-    from segmentation.selectors import purchase_aggregates
+    from members.models import Member, MemberStatus
+    from segmentation.selectors import purchase_aggregates, run_inputs
 
     demo.seed(demo.DemoSpec(members=200, lines=False, now=NOW))
     window = NOW - dt.timedelta(days=365)
@@ -293,6 +293,19 @@ def test_the_aggregate_on_two_connections_equals_one_connection():
     right = whole.sort_values("member_id").reset_index(drop=True)
     assert len(left) > 150
     assert left.equals(right)
+
+    # The run's inputs: each connection reads its range of members after its purchases.
+    Member.objects.filter(pk__in=Member.objects.order_by("pk").values("pk")[:3]).update(
+        status=MemberStatus.BLOCKED
+    )
+    frame, ids = run_inputs(now=NOW, window_start=window)
+    assert frame.sort_values("member_id").reset_index(drop=True).equals(right)
+    assert ids.tolist() == list(
+        Member.objects.filter(status=MemberStatus.ACTIVE)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    assert ids.is_monotonic_increasing and len(ids) > 150
 
 
 @pytest.mark.celery_worker
