@@ -52,10 +52,12 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings as django_settings
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
 
+    from loyalty.memory import keep_freed_memory
     from loyalty.models import Purchase
     from members.models import Member
     from segmentation import clv, services
@@ -64,6 +66,9 @@ def main() -> None:
     from segmentation.pipeline import customer_summary
     from segmentation.selectors import purchase_aggregates
 
+    # The recalculation runs here as in a Celery worker process, with the worker's memory
+    # policy (loyalty/memory.py); round 1 is a fresh process, the others a worker's next runs.
+    policy = django_settings.WORKER_KEEP_FREED_MEMORY and keep_freed_memory()
     call_command("migrate", verbosity=0)
     members = Member.objects.count()
     purchases = Purchase.objects.count()
@@ -78,7 +83,8 @@ def main() -> None:
     print(
         f"window {settings.window_days} days, scale 1-{settings.score_scale}, "
         f"CLV horizon {settings.clv_horizon_months} months, "
-        f"{RuleSegment.objects.filter(is_active=True).count()} rule segments\n"
+        f"{RuleSegment.objects.filter(is_active=True).count()} rule segments, "
+        f"worker memory policy: {'keep freed memory' if policy else 'glibc default'}\n"
     )
 
     table = Purchase._meta.db_table
