@@ -134,7 +134,15 @@ def _aggregate_part(queries: list[tuple[str, list[str]]]) -> list[list[np.ndarra
 def purchase_aggregates(
     *, now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int] = ()
 ) -> pd.DataFrame:
-    """Per member with purchases up to `now`: the figures RFM and CLV need, in one query."""
+    """Per member with purchases up to `now`: the figures RFM and CLV need, in one query.
+
+    days_since_last / days_since_first are fractional days; frequency and monetary count only
+    the window (window_start, now]; *_total and first_spend cover the whole history;
+    last_epoch is the last purchase in seconds since 1970. For each of `recent_days` the
+    columns spend_<days> (net of refunds) and purchases_<days> cover (now - days, now], for
+    the rule segments. On PostgreSQL the rows stream out with COPY, several times faster than
+    fetching, on two connections for two ranges of members (outside a transaction).
+    """
     frame, _ids = _aggregate(now, window_start, recent_days, member_ids=False)
     return frame
 
@@ -146,21 +154,14 @@ def run_inputs(
     connections reads its range of members after its range of purchases, which also fills the
     wait for the slower range."""
     frame, ids = _aggregate(now, window_start, recent_days, member_ids=True)
-    assert ids is not None
+    assert ids is not None  # asked for
     return frame, ids
 
 
 def _aggregate(
     now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int], *, member_ids: bool
 ) -> tuple[pd.DataFrame, pd.Series | None]:
-    """The aggregate (see purchase_aggregates) and, if asked, the scored member ids.
-
-    days_since_last / days_since_first are fractional days; frequency and monetary count only
-    the window (window_start, now]; *_total and first_spend cover the whole history;
-    last_epoch is the last purchase in seconds since 1970. For each of `recent_days` the
-    columns spend_<days> (net of refunds) and purchases_<days> cover (now - days, now], for the rule
-    segments. On PostgreSQL the rows stream out with COPY, several times faster than fetching.
-    """
+    """purchase_aggregates and, if `member_ids`, scored_member_ids."""
     table = Purchase._meta.db_table
     days = sorted(set(recent_days))
     params = {"now": now, "window_start": window_start}
