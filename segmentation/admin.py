@@ -41,6 +41,16 @@ from .models import (
 )
 from .rules import FIELDS, rule_members, validate_rule
 
+# The stages a run times (services._execute), as the runs page names them.
+STAGE_LABELS = {
+    "aggregate": _("Reading purchases and members"),
+    "score": _("Scores, CLV and matrix"),
+    "rule_segments": _("Rule-based segments"),
+    "write_scores": _("Writing the scores"),
+    "write_rule_segments": _("Writing the rule-based segments"),
+    "swap": _("Making the run current"),
+}
+
 
 @admin.register(SegmentationSettings)
 class SegmentationSettingsAdmin(SingletonAdmin):
@@ -119,9 +129,9 @@ class SegmentationRunAdmin(admin.ModelAdmin):
     def timing_table(self, run: SegmentationRun) -> str:
         if not run.timings:
             return "—"
+        rows = ((STAGE_LABELS.get(stage, stage), seconds) for stage, seconds in run.timings.items())
         return format_html(
-            "<table>{}</table>",
-            format_html_join("", "<tr><th>{}</th><td>{} s</td></tr>", run.timings.items()),
+            "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{} s</td></tr>", rows)
         )
 
     @admin.display(description=_("fitted models and thresholds"))

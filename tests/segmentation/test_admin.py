@@ -17,6 +17,7 @@ from django.utils.html import escape
 from loyalty import demo
 from members.models import Member
 from segmentation import services
+from segmentation.admin import STAGE_LABELS
 from segmentation.models import (
     MemberScore,
     Quadrant,
@@ -69,6 +70,9 @@ def test_recalculate_now_runs_the_task_and_shows_the_run(
     assert run.triggered_by.email == "admin@example.com"
     page = admin_client.get(reverse("admin:segmentation_segmentationrun_change", args=[run.pk]))
     assert b"Time per stage" in page.content and b"bgnbd" in page.content
+    # Every stage the run timed under its name on the page, none as a bare key.
+    assert all(str(STAGE_LABELS[stage]) in page.content.decode() for stage in run.timings)
+    assert b"<th>write_scores</th>" not in page.content
 
 
 def test_recalculate_now_refuses_while_a_run_is_in_progress(admin_client, db):
