@@ -1,11 +1,14 @@
 """The Celery app: configured from Django settings (CELERY_* names), tasks autodiscovered."""
 
+import logging
 import os
 
 from celery import Celery
 from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings.local")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("loyalty")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -20,4 +23,5 @@ def _memory_policy(**_kwargs) -> None:
     from loyalty.memory import keep_freed_memory
 
     if settings.WORKER_KEEP_FREED_MEMORY:
-        keep_freed_memory()
+        applied = keep_freed_memory()
+        logger.info("worker memory policy: %s", "keep freed memory" if applied else "no glibc")
