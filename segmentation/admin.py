@@ -9,7 +9,6 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -155,14 +154,11 @@ class SegmentationRunAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:segmentation_segmentationrun_changelist"))
         if not request.user.has_perm("segmentation.add_segmentationrun"):
             raise PermissionDenied
-        from .tasks import recalculate_segments
-
         try:
-            run = services.run_start(triggered_by=request.user)
+            run = services.run_request(triggered_by=request.user)
         except RecalculationRunning as error:
             self.message_user(request, str(error.message), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:segmentation_segmentationrun_changelist"))
-        transaction.on_commit(lambda: recalculate_segments.delay(run.pk))
         self.message_user(
             request,
             _("The recalculation has started; this page shows its progress."),

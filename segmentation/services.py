@@ -28,6 +28,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from loyalty.outbox.services import outbox_enqueue
 from loyalty.pgcopy import copy_binary
 from members.models import User
 
@@ -90,6 +91,15 @@ def run_start(*, triggered_by: User | None = None) -> SegmentationRun:
             )
     except IntegrityError as error:
         raise RecalculationRunning() from error
+
+
+def run_request(*, triggered_by: User | None = None) -> SegmentationRun:
+    """Register a run and hand it to a worker: the hand-off is recorded with the run (outbox),
+    so a broker that is down delays the run instead of losing it."""
+    with transaction.atomic():
+        run = run_start(triggered_by=triggered_by)
+        outbox_enqueue("segmentation.tasks.recalculate_segments", run.pk)
+    return run
 
 
 Progress = Callable[[str, int], None]
@@ -227,9 +237,7 @@ def _discard_rows(run_ids) -> None:
 
 
 def _prune_later() -> None:
-    from .tasks import prune_runs
-
-    prune_runs.delay()
+    outbox_enqueue("segmentation.tasks.prune_runs")
 
 
 def _rule_inputs(needs: RuleNeeds) -> tuple[pd.DataFrame | None, np.ndarray | None]:

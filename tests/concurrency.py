@@ -1,5 +1,6 @@
 """Racing services with real threads, each on its own database connection (PostgreSQL)."""
 
+import os
 import threading
 from collections import Counter
 
@@ -10,6 +11,10 @@ from loyalty.errors import ApplicationError
 # PostgreSQL's default max_connections is 100; the test process, the worker and the pool
 # need some, so at most this many threads hold a connection at once.
 MAX_THREADS = 60
+
+# A race that passes once proves little: tests that take the `race_round` fixture run this many
+# times (CI's PostgreSQL mode sets RACE_ROUNDS=20; see tests/conftest.py).
+RACE_ROUNDS = int(os.environ.get("RACE_ROUNDS", "2"))
 
 
 def race(count: int, action, threads: int | None = None) -> Counter:

@@ -1,0 +1,33 @@
+"""The outbox sweep every minute, as a django-celery-beat row editable in the admin."""
+
+import json
+
+from django.db import migrations
+
+NAME = "Hand pending outbox messages to the broker"
+
+
+def create(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    PeriodicTask.objects.get_or_create(
+        name=NAME,
+        defaults={
+            "task": "loyalty.outbox.tasks.sweep",
+            "interval": every_minute,
+            "args": json.dumps([]),
+        },
+    )
+
+
+def remove(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("outbox", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+    operations = [migrations.RunPython(create, remove)]
