@@ -103,6 +103,8 @@ class CodeStatus(models.TextChoices):
     AVAILABLE = "available", _("Available")
     ISSUED = "issued", _("Issued")
     USED = "used", _("Used")
+    # Shown to a member whose redemption was cancelled: never issued again, refused at the till.
+    VOID = "void", _("Void (redemption cancelled)")
 
 
 class VoucherCode(models.Model):
@@ -149,7 +151,7 @@ class Redemption(models.Model):
         related_name="redemption",
         verbose_name=_("voucher code"),
     )
-    # The code as handed out; kept when a cancellation returns the code to the pool.
+    # The code as handed out (kept, and voided, when the redemption is cancelled).
     code = models.CharField(_("code"), max_length=40, blank=True)
     ledger_entry = models.ForeignKey(
         "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+", null=True

@@ -1,7 +1,12 @@
 """Writes of rewards: redeeming, cancelling, fulfilling, voucher use and code pools.
 
-Lock order everywhere: the reward row, then the member's points account (inside the loyalty
-services). Purchases lock only the account, so no two paths wait on each other in reverse.
+One lock order for every path that touches a redemption, its code and the points:
+
+    reward -> redemption -> voucher code -> the member's points account (-> its lots)
+
+A path may skip a step but never takes them in another order (using a voucher at the till does
+not lock the reward; it starts at the redemption). Purchases and refunds lock only the account
+and the lots, so no two paths wait on each other in reverse (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -10,13 +15,14 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
 from loyalty.errors import ApplicationError
 from loyalty.models import EntryKind, EntrySource
+from loyalty.outbox.services import outbox_enqueue
 from loyalty.selectors import account_for_member
 from loyalty.services import points_credit, points_debit
 from members.models import Member, MemberStatus, User
@@ -171,9 +177,7 @@ def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
         else None,
         created_at=now,
     )
-    from .tasks import send_redemption_email
-
-    transaction.on_commit(lambda: send_redemption_email.delay(redemption.pk))
+    outbox_enqueue("rewards.tasks.send_redemption_email", redemption.pk)
     return redemption
 
 
@@ -191,18 +195,24 @@ def _new_personal_code(reward: Reward) -> VoucherCode:
 
 @transaction.atomic
 def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Redemption:
-    """Give the points back, return the stock and (unused) code; refused once used or
-    delivered."""
-    Reward.objects.select_for_update().get(pk=redemption.reward_id)
+    """Give the points back and return the stock; refused once used or delivered.
+
+    A code that was handed out has been seen by the member (e-mail, portal, data export), so it
+    is voided, never returned to the pool: it fails validation at the till from now on."""
+    reward = Reward.objects.select_for_update().get(pk=redemption.reward_id)
     redemption = (
         Redemption.objects.select_for_update(of=("self",))
-        .select_related("reward", "member")
+        .select_related("member")
         .get(pk=redemption.pk)
     )
     if redemption.status not in (RedemptionStatus.ISSUED, RedemptionStatus.REQUESTED):
         raise NotCancellable()
+    if redemption.voucher_id is not None:
+        VoucherCode.objects.select_for_update().filter(pk=redemption.voucher_id).update(
+            status=CodeStatus.VOID
+        )
     with override(redemption.member.language):
-        reason = _("Cancelled reward: %(reward)s") % {"reward": redemption.reward.name}
+        reason = _("Cancelled reward: %(reward)s") % {"reward": reward.name}
     redemption.refund_entry = points_credit(
         member=redemption.member,
         points=redemption.points,
@@ -211,20 +221,12 @@ def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Rede
         source=EntrySource.REDEMPTION,
         created_by=by,
     )
-    if redemption.reward.stock is not None:
-        Reward.objects.filter(pk=redemption.reward_id).update(stock=redemption.reward.stock + 1)
-    voucher_id = redemption.voucher_id
-    redemption.voucher = None
+    if reward.stock is not None:
+        Reward.objects.filter(pk=reward.pk).update(stock=F("stock") + 1)
     redemption.status = RedemptionStatus.CANCELLED
     redemption.changed_at = timezone.now()
     redemption.changed_by = by
-    redemption.save()
-    if voucher_id is not None:
-        codes_of_reward = VoucherCode.objects.filter(pk=voucher_id)
-        if redemption.reward.kind == RewardKind.DISCOUNT:
-            codes_of_reward.delete()  # a personal code is void once its redemption is
-        else:
-            codes_of_reward.update(status=CodeStatus.AVAILABLE)  # back into the pool
+    redemption.save(update_fields=["refund_entry", "status", "changed_at", "changed_by"])
     return redemption
 
 
@@ -244,16 +246,24 @@ def redemption_fulfil(*, redemption: Redemption, by: User | None = None) -> Rede
 def voucher_validate(*, code: str, now: dt.datetime | None = None) -> Redemption:
     """The redemption behind a code that can be used now, or why it cannot."""
     now = now or timezone.now()
-    normalised = codes.normalise(code)
-    voucher = VoucherCode.objects.filter(code=normalised).first()
+    voucher = VoucherCode.objects.filter(code=codes.normalise(code)).first()
     if voucher is None:
         raise VoucherInvalid()
+    redemption = Redemption.objects.filter(voucher=voucher).select_related("reward").first()
+    return _usable(voucher=voucher, redemption=redemption, now=now)
+
+
+def _usable(*, voucher: VoucherCode, redemption: Redemption | None, now: dt.datetime) -> Redemption:
+    """The code's redemption if the code can be used now; otherwise raise why not."""
     if voucher.status == CodeStatus.USED:
         raise VoucherAlreadyUsed(
             _("This voucher was used on %(date)s.")
             % {"date": timezone.localtime(voucher.used_at).strftime("%d-%m-%Y %H:%M")}
         )
-    redemption = Redemption.objects.filter(voucher=voucher).select_related("reward").first()
+    if voucher.status == CodeStatus.VOID or (
+        redemption is not None and redemption.status == RedemptionStatus.CANCELLED
+    ):
+        raise VoucherNotValid(_("This voucher was cancelled and can no longer be used."))
     if voucher.status != CodeStatus.ISSUED or redemption is None:
         raise VoucherNotValid(_("This voucher has not been issued to a member."))
     if redemption.valid_until and now >= redemption.valid_until:
@@ -263,14 +273,28 @@ def voucher_validate(*, code: str, now: dt.datetime | None = None) -> Redemption
 
 @transaction.atomic
 def voucher_use(*, code: str, by: User | None = None) -> Redemption:
-    """Mark a voucher used, once; a second use is refused with the moment of the first."""
+    """Mark a voucher used, once; a second use is refused with the moment of the first.
+
+    Locks the redemption before the code (the module's lock order), so a cancellation of the
+    same redemption at the same moment waits for this one, or this one for it, and the second
+    gets a clean refusal."""
     normalised = codes.normalise(code)
-    locked = VoucherCode.objects.select_for_update().filter(code=normalised).first()
-    if locked is None:
+    redemption_id = (
+        Redemption.objects.filter(voucher__code=normalised).values_list("pk", flat=True).first()
+    )
+    locked = None
+    if redemption_id is not None:
+        locked = (
+            Redemption.objects.select_for_update(of=("self",))
+            .select_related("reward")
+            .get(pk=redemption_id)
+        )
+    voucher = VoucherCode.objects.select_for_update().filter(code=normalised).first()
+    if voucher is None:
         raise VoucherInvalid()
-    redemption = voucher_validate(code=normalised)
     now = timezone.now()
-    VoucherCode.objects.filter(pk=locked.pk).update(status=CodeStatus.USED, used_at=now)
+    redemption = _usable(voucher=voucher, redemption=locked, now=now)
+    VoucherCode.objects.filter(pk=voucher.pk).update(status=CodeStatus.USED, used_at=now)
     redemption.status = RedemptionStatus.USED
     redemption.changed_at = now
     redemption.changed_by = by

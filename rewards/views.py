@@ -77,7 +77,10 @@ def redemption_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "rewards/redemption.html",
         {
             "redemption": redemption,
-            "code": codes.display(redemption.code) if redemption.code else "",
+            # A cancelled redemption's code is void: not shown as if it could still be used.
+            "code": codes.display(redemption.code)
+            if redemption.code and redemption.status != "cancelled"
+            else "",
             "qr": qr,
         },
     )

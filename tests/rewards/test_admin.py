@@ -96,7 +96,8 @@ def test_the_cancel_action_returns_points_and_reports_refusals(admin_client, red
     assert b"1 redemption(s) cancelled and their points returned." in response.content
     assert b"This redemption can no longer be cancelled." in response.content
     assert PointsAccount.objects.get(member=redeemed.member).balance == 900
-    assert VoucherCode.objects.filter(status=CodeStatus.AVAILABLE).count() == 2
+    assert VoucherCode.objects.filter(status=CodeStatus.AVAILABLE).count() == 1
+    assert VoucherCode.objects.get(code=redeemed.code).status == CodeStatus.VOID
     assert Redemption.objects.get(pk=product.pk).status == RedemptionStatus.FULFILLED
 
 

@@ -164,26 +164,45 @@ def test_segment_rewards_are_for_members_of_the_segment(rich_member):
         services.reward_redeem(member=outsider, reward=reward)
 
 
-def test_cancelling_returns_points_stock_and_the_unused_code(rich_member):
+def test_cancelling_returns_points_and_stock_and_voids_the_code(rich_member):
     reward = RewardFactory(points_cost=250, stock=2)
-    services.codes_generate(reward=reward, count=1)
+    services.codes_generate(reward=reward, count=2)
     redemption = services.reward_redeem(member=rich_member, reward=reward)
     code = redemption.voucher
 
     cancelled = services.redemption_cancel(redemption=redemption)
 
-    assert cancelled.status == RedemptionStatus.CANCELLED and cancelled.voucher is None
+    assert cancelled.status == RedemptionStatus.CANCELLED
     assert cancelled.code == code.code  # the history keeps which code it was
     assert cancelled.refund_entry.points == 250
     assert balance(rich_member) == 1000
     reward.refresh_from_db()
     assert reward.stock == 2
     code.refresh_from_db()
-    assert code.status == CodeStatus.AVAILABLE
+    assert code.status == CodeStatus.VOID
+    assert reward.codes.filter(status=CodeStatus.AVAILABLE).count() == 1
     with pytest.raises(NotCancellable):
         services.redemption_cancel(redemption=cancelled)
-    # The returned code can be handed out again.
-    assert services.reward_redeem(member=rich_member, reward=reward).voucher == code
+
+
+def test_a_cancelled_code_is_never_handed_to_another_member_and_fails_at_the_till(rich_member):
+    other = MemberFactory()
+    points_credit(member=other, points=1000, reason="Welcome")
+    reward = RewardFactory(points_cost=250)
+    services.codes_generate(reward=reward, count=2)
+    first = services.reward_redeem(member=rich_member, reward=reward)
+    services.redemption_cancel(redemption=first)
+
+    second = services.reward_redeem(member=other, reward=reward)
+
+    assert second.code != first.code
+    with pytest.raises(VoucherNotValid, match="cancelled"):
+        services.voucher_validate(code=first.code)
+    with pytest.raises(VoucherNotValid, match="cancelled"):
+        services.voucher_use(code=first.code)
+    with pytest.raises(OutOfStock):  # the pool is empty: the void code is not reissued
+        services.reward_redeem(member=other, reward=reward)
+    assert services.voucher_use(code=second.code).member == other
 
 
 def test_a_used_voucher_cannot_be_cancelled_or_used_again(rich_member):
@@ -268,6 +287,6 @@ def test_a_discount_gets_a_personal_code_that_is_void_after_cancelling(rich_memb
     assert codes.is_well_formed(redemption.code) and redemption.voucher.status == CodeStatus.ISSUED
     assert services.voucher_validate(code=redemption.code) == redemption
     services.redemption_cancel(redemption=redemption)
-    assert not VoucherCode.objects.filter(code=redemption.code).exists()
-    with pytest.raises(VoucherInvalid):
+    assert VoucherCode.objects.get(code=redemption.code).status == CodeStatus.VOID
+    with pytest.raises(VoucherNotValid, match="cancelled"):
         services.voucher_validate(code=redemption.code)
