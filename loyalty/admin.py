@@ -186,6 +186,7 @@ class RefundInline(ReadOnlyInline):
         "external_id",
         "amount",
         "points_reversed",
+        "points_expired",
         "points_not_recovered",
         "created_by",
     ]
@@ -296,6 +297,13 @@ class PurchaseAdmin(admin.ModelAdmin):
                     % {"amount": refund.amount, "points": refund.points_reversed},
                     messages.SUCCESS,
                 )
+                if refund.points_expired:
+                    self.message_user(
+                        request,
+                        _("%(points)d points of this purchase had already expired.")
+                        % {"points": refund.points_expired},
+                        messages.INFO,
+                    )
                 if refund.points_not_recovered:
                     self.message_user(
                         request,

@@ -555,6 +555,7 @@ def _ledger(
     expired_points = np.bincount(
         lot_owner[expired], weights=lot_remaining[expired], minlength=count
     ).astype(np.int64)
+    lot_expired = np.where(expired, lot_remaining, 0)
     lot_remaining[expired] = 0
     expiring = np.flatnonzero(expired_points > 0)
     entries_owner.append(expiring)
@@ -566,18 +567,20 @@ def _ledger(
 
     # Remaining per credit entry: map the (sorted) lots back to the earn/adjust entries.
     earn_count = len(entries_points[0])
-    remaining_by_lot = np.empty_like(lot_remaining)
-    remaining_by_lot[order] = lot_remaining
-    entries_remaining = [
-        remaining_by_lot[:earn_count],
-        np.zeros(int(has_reversal.sum()), dtype=np.int64),
-    ]
-    if with_adjustments:
-        entries_remaining.append(remaining_by_lot[earn_count:])
-    entries_remaining += [
-        np.zeros(len(red_owner), dtype=np.int64),
-        np.zeros(len(expiring), dtype=np.int64),
-    ]
+
+    def per_entry(by_sorted_lot: np.ndarray) -> list[np.ndarray]:
+        by_lot = np.empty_like(by_sorted_lot)
+        by_lot[order] = by_sorted_lot
+        parts = [by_lot[:earn_count], np.zeros(int(has_reversal.sum()), dtype=np.int64)]
+        if with_adjustments:
+            parts.append(by_lot[earn_count:])
+        return parts + [
+            np.zeros(len(red_owner), dtype=np.int64),
+            np.zeros(len(expiring), dtype=np.int64),
+        ]
+
+    entries_remaining = per_entry(lot_remaining)
+    entries_expired = per_entry(lot_expired)
 
     ledger = {
         "owner": np.concatenate(entries_owner).astype(np.int64),
@@ -587,6 +590,7 @@ def _ledger(
         "purchase": np.concatenate(entries_purchase).astype(np.int64),
         "expires": np.concatenate(entries_expires).astype(np.int64),
         "remaining": np.concatenate(entries_remaining).astype(np.int64),
+        "expired": np.concatenate(entries_expired).astype(np.int64),
     }
     origin = int(ledger["at"].min()) if len(ledger["at"]) else 0
     order = np.argsort(
@@ -877,6 +881,7 @@ def _entry(led, i, account_pk, purchase_pk, refund_pk, p) -> LedgerEntry:
         created_at=_from_us(int(led["at"][i])),
         expires_at=_from_us(int(led["expires"][i])) if led["expires"][i] >= 0 else None,
         remaining_points=int(led["remaining"][i]),
+        expired_points=int(led["expired"][i]),
     )
 
 
@@ -1257,6 +1262,7 @@ def write_copy(
                     if credit
                     else ("expires_at", "null", None),
                     ("remaining_points", "int4", led["remaining"][rows]),
+                    ("expired_points", "int4", led["expired"][rows]),
                 ],
             )
         tick("ledger", entries)

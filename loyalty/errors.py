@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Field, Model
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 
@@ -90,3 +92,36 @@ class InvalidPurchaseLines(ValidationFailed):
 class PartnerInactive(Conflict):
     code = "partner_inactive"
     default_message = _("This partner is not active.")
+
+
+def checked_text(
+    value: Any,
+    *,
+    model: type[Model],
+    name: str,
+    field: str | None = None,
+) -> str:
+    """`value` stripped, if it fits the column `model.name`, or ValidationFailed naming the
+    field and the limit: the limit is read from the model, so form, service and column agree.
+
+    `field` is what the error names (default `name`); the message calls it by its verbose name.
+    """
+    model_field = model._meta.get_field(name)
+    assert isinstance(model_field, Field)
+    shown = capfirst(model_field.verbose_name)
+    if value is None:
+        value = ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a numeric id or code sent as a JSON number
+    if not isinstance(value, str):
+        raise ValidationFailed(_("%(field)s must be text.") % {"field": shown}, field=field or name)
+    value = value.strip()
+    limit = getattr(model_field, "max_length", None)
+    if limit is not None and len(value) > limit:
+        raise ValidationFailed(
+            _("%(field)s can be at most %(limit)d characters long.")
+            % {"field": shown, "limit": limit},
+            field=field or name,
+            limit=limit,
+        )
+    return value

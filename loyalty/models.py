@@ -303,6 +303,14 @@ class Refund(models.Model):
         default=0,
         help_text=_("Points that should have been reversed but were already spent."),
     )
+    points_expired = models.IntegerField(
+        _("points already expired"),
+        default=0,
+        db_default=0,
+        help_text=_(
+            "Points of the purchase that had expired before the refund: nothing to reverse."
+        ),
+    )
     created_by = models.ForeignKey(
         "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -431,6 +439,8 @@ class LedgerEntry(models.Model):
     created_at = models.DateTimeField(_("at"), default=timezone.now)
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
     remaining_points = models.IntegerField(_("remaining in lot"), default=0)
+    # What expiry took from this lot: a refund of its purchase does not take it back twice.
+    expired_points = models.IntegerField(_("expired from lot"), default=0, db_default=0)
 
     class Meta:
         verbose_name = _("ledger entry")

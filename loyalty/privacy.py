@@ -1,8 +1,8 @@
-"""Loyalty's part of a member's GDPR export (registered in LoyaltyConfig.ready)."""
+"""Loyalty's part of a member's GDPR export and erasure (registered in LoyaltyConfig.ready)."""
 
 from __future__ import annotations
 
-from .models import LedgerEntry, PointsAccount, Purchase, PurchaseLine
+from .models import LedgerEntry, PointsAccount, Purchase, PurchaseLine, Refund, TierChange
 
 
 def export_points(member) -> dict:
@@ -41,6 +41,51 @@ def export_purchases(member) -> list[dict]:
         "purchase_id", "product_code", "description", "category", "quantity", "amount"
     ):
         lines.setdefault(line.pop("purchase_id"), []).append(line)
+    refunds: dict[int, list] = {}
+    for refund in (
+        Refund.objects.filter(purchase__member=member)
+        .order_by("created_at", "pk")
+        .values(
+            "purchase_id",
+            "pk",
+            "external_id",
+            "amount",
+            "points_reversed",
+            "points_expired",
+            "points_not_recovered",
+            "created_at",
+        )
+    ):
+        refund["id"] = refund.pop("pk")
+        refunds.setdefault(refund.pop("purchase_id"), []).append(refund)
     for purchase in purchases:
-        purchase["lines"] = lines.get(purchase.pop("pk"), [])
+        pk = purchase.pop("pk")
+        purchase["lines"] = lines.get(pk, [])
+        purchase["refunds"] = refunds.get(pk, [])
     return purchases
+
+
+def export_tier_changes(member) -> list[dict]:
+    return [
+        {
+            "changed_at": change["changed_at"],
+            "from_tier": change["from_tier__name"],
+            "to_tier": change["to_tier__name"],
+            "rolling_12_month_figure": change["figure"],
+            "reason": change["reason"],
+        }
+        for change in TierChange.objects.filter(account__member=member)
+        .order_by("changed_at", "pk")
+        .values("changed_at", "from_tier__name", "to_tier__name", "figure", "reason")
+    ]
+
+
+def owned_objects(member) -> list:
+    """The member's objects here, whose admin history erasure rewrites."""
+    return [
+        PointsAccount.objects.filter(member=member),
+        Purchase.objects.filter(member=member),
+        Refund.objects.filter(purchase__member=member),
+        LedgerEntry.objects.filter(account__member=member),
+        TierChange.objects.filter(account__member=member),
+    ]

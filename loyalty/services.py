@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import DecimalField, F, Model, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -35,8 +36,10 @@ from .errors import (
     ReasonRequired,
     RefundTooLarge,
     ValidationFailed,
+    checked_text,
 )
 from .models import (
+    Channel,
     ConsistencyCheck,
     EntryKind,
     EntrySource,
@@ -58,6 +61,23 @@ EARNING_STATUSES = (MemberStatus.ACTIVE, MemberStatus.PENDING)
 CENT = Decimal("0.01")
 
 
+def _decimal_max(model: type[Model], name: str) -> Decimal:
+    """The largest value a DecimalField's column holds, e.g. 9999999999.99 for (12, 2)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, DecimalField)
+    return Decimal(10) ** (field.max_digits - field.decimal_places) - Decimal(10) ** (
+        -field.decimal_places
+    )
+
+
+# Read from the columns, so that a service check and the column cannot drift apart.
+AMOUNT_MAX = _decimal_max(Purchase, "amount")
+QUANTITY_MAX = _decimal_max(PurchaseLine, "quantity")
+QUANTITY_PLACES = PurchaseLine._meta.get_field("quantity").decimal_places
+# Points, balances and points_earned are IntegerFields: 32 bits on PostgreSQL.
+POINTS_MAX = BaseDatabaseOperations.integer_field_ranges["IntegerField"][1]
+
+
 # --- amounts -------------------------------------------------------------------------------
 
 
@@ -71,9 +91,18 @@ def money(value: Decimal | str | int | float) -> Decimal:
         raise InvalidAmount()
     if amount != amount.quantize(CENT):
         raise InvalidAmount(_("An amount has at most two decimals (cents)."))
-    if amount >= Decimal("10000000000"):
-        raise InvalidAmount(_("The amount is too large."))
+    if amount > AMOUNT_MAX:
+        raise InvalidAmount(
+            _("An amount can be at most %(max)s EUR.") % {"max": AMOUNT_MAX}, max=str(AMOUNT_MAX)
+        )
     return amount
+
+
+def _checked_reason(reason: str) -> str:
+    """A ledger reason: required, stripped, and within the column."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ReasonRequired()
+    return checked_text(reason, model=LedgerEntry, name="reason")
 
 
 def _in_member_language(member_id: int, message: str, **params: object) -> str:
@@ -106,6 +135,15 @@ def _expiry_for(at: dt.datetime, program: ProgramSettings) -> dt.datetime | None
     return at + relativedelta(months=program.points_expiry_months)
 
 
+def _ensure_points_fit(account: PointsAccount, points: int) -> None:
+    """Refuse a credit the integer columns cannot hold (rather than a database error)."""
+    if points > POINTS_MAX or account.balance + points > POINTS_MAX:
+        raise InvalidPoints(
+            _("An account can hold at most %(max)d points.") % {"max": POINTS_MAX},
+            max=POINTS_MAX,
+        )
+
+
 def _credit(
     *,
     account: PointsAccount,
@@ -119,6 +157,7 @@ def _credit(
     at: dt.datetime | None = None,
 ) -> LedgerEntry:
     at = at or timezone.now()
+    _ensure_points_fit(account, points)
     account.balance += points
     PointsAccount.objects.filter(pk=account.pk).update(
         balance=F("balance") + points, updated_at=timezone.now()
@@ -148,7 +187,9 @@ def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry
     expired = sum(lot.remaining_points for lot in lots)
     if not expired:
         return None
-    LedgerEntry.objects.filter(pk__in=[lot.pk for lot in lots]).update(remaining_points=0)
+    LedgerEntry.objects.filter(pk__in=[lot.pk for lot in lots]).update(
+        expired_points=F("expired_points") + F("remaining_points"), remaining_points=0
+    )
     account.balance -= expired
     PointsAccount.objects.filter(pk=account.pk).update(
         balance=F("balance") - expired, updated_at=timezone.now()
@@ -242,8 +283,7 @@ def points_credit(
     """Add points (bonus, campaign, refund of a cancelled redemption) as a new lot."""
     if _whole_points(points) < 0:
         raise InvalidPoints(_("Use points_debit to take points away."))
-    if not reason.strip():
-        raise ReasonRequired()
+    reason = _checked_reason(reason)
     account = account_lock(member=member)
     return _credit(
         account=account,
@@ -268,8 +308,7 @@ def points_debit(
     """Take points away, oldest lots first, or raise InsufficientPoints and change nothing."""
     if _whole_points(points) < 0:
         raise InvalidPoints(_("Debit a positive number of points."))
-    if not reason.strip():
-        raise ReasonRequired()
+    reason = _checked_reason(reason)
     account = account_lock(member=member)
     return _debit(
         account=account,
@@ -285,10 +324,8 @@ def points_debit(
 def points_adjust(*, member: Member, points: int, reason: str, staff_user: User) -> LedgerEntry:
     """A staff correction with a mandatory reason; audited by the entry's `created_by`."""
     _whole_points(points)
-    if not (reason or "").strip():
-        raise ReasonRequired()
+    reason = _checked_reason(reason)
     account = account_lock(member=member)
-    reason = reason.strip()
     if points > 0:
         entry = _credit(
             account=account,
@@ -345,20 +382,61 @@ class PurchaseResult:
     created: bool
 
 
-def _lines_input(lines: Sequence[dict], amount: Decimal) -> list[LineInput]:
-    parsed = []
-    for line in lines:
+def _quantity(value: object) -> Decimal:
+    """A line's quantity: more than zero and within the column (default 1)."""
+    if value is None or value == "":
+        return Decimal(1)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        quantity = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        quantity = Decimal(0)
+    step = Decimal(10) ** -QUANTITY_PLACES
+    if not quantity.is_finite() or not 0 < quantity <= QUANTITY_MAX or quantity % step:
+        raise ValidationFailed(
+            _("The quantity must be above 0 and at most %(max)s, with %(places)d decimals at most.")
+            % {"max": QUANTITY_MAX, "places": QUANTITY_PLACES},
+            field="quantity",
+            max=str(QUANTITY_MAX),
+        )
+    return quantity
+
+
+def _line_checked(line: object) -> dict:
+    if not isinstance(line, Mapping) or line.get("amount") in (None, ""):
+        raise InvalidPurchaseLines(_("Every line needs an amount."), field="amount")
+    return {
+        "amount": money(line["amount"]),
+        **{
+            name: checked_text(line.get(name), model=PurchaseLine, name=name)
+            for name in ("category", "product_code", "description")
+        },
+        "quantity": _quantity(line.get("quantity")),
+    }
+
+
+def _lines_checked(lines: Sequence[Mapping], amount: Decimal) -> list[dict]:
+    """The purchase lines as they will be stored, every field checked against its column.
+
+    An error names the line's field as `lines[<index>].<name>` (index from 0) and the line
+    by its number (from 1) in the message.
+    """
+    if not isinstance(lines, list | tuple):
+        raise InvalidPurchaseLines(_("The lines must be a list."))
+    checked = []
+    for index, line in enumerate(lines):
         try:
-            parsed.append(
-                LineInput(
-                    amount=money(line["amount"]), category=str(line.get("category", "") or "")[:60]
-                )
-            )
-        except (KeyError, TypeError) as exc:
-            raise InvalidPurchaseLines(_("Every line needs an amount.")) from exc
-    if parsed and sum(line.amount for line in parsed) != amount:
+            checked.append(_line_checked(line))
+        except ValidationFailed as exc:
+            raise type(exc)(
+                _("Line %(number)d: %(problem)s") % {"number": index + 1, "problem": exc.message},
+                field=f"lines[{index}].{exc.field}",
+                **exc.extra,
+            ) from exc
+    if checked and sum(line["amount"] for line in checked) != amount:
         raise InvalidPurchaseLines()
-    return parsed
+    return checked
 
 
 def _same_purchase(existing: Purchase, *, member: Member, amount: Decimal) -> PurchaseResult:
@@ -385,12 +463,23 @@ def purchase_record(
     read, is what makes concurrent duplicates safe.
     """
     amount = money(amount)
-    external_id = (external_id or "").strip()
+    external_id = checked_text(external_id, model=Purchase, name="external_id")
     if not external_id:
         raise ValidationFailed(_("The purchase needs the partner's id."), field="external_id")
+    if channel not in Channel.values:
+        raise ValidationFailed(
+            _("Unknown channel %(channel)s; use one of %(choices)s.")
+            % {"channel": channel, "choices": ", ".join(Channel.values)},
+            field="channel",
+            choices=list(Channel.values),
+        )
+    store = checked_text(store, model=Purchase, name="store")
     if not partner.is_active:
         raise PartnerInactive()
-    line_inputs = _lines_input(lines, amount)
+    checked_lines = _lines_checked(lines, amount)
+    line_inputs = [
+        LineInput(amount=line["amount"], category=line["category"]) for line in checked_lines
+    ]
     purchased_at = purchased_at or timezone.now()
     if timezone.is_naive(purchased_at):
         raise ValidationFailed(_("The purchase time needs a time zone."), field="purchased_at")
@@ -414,15 +503,7 @@ def purchase_record(
                 store=store,
             )
             PurchaseLine.objects.bulk_create(
-                PurchaseLine(
-                    purchase=purchase,
-                    amount=line["amount"],
-                    category=line.get("category", "") or "",
-                    product_code=line.get("product_code", "") or "",
-                    description=line.get("description", "") or "",
-                    quantity=line.get("quantity", 1) or 1,
-                )
-                for line in lines
+                PurchaseLine(purchase=purchase, **line) for line in checked_lines
             )
             _earn_for_purchase(purchase=purchase, member=member, lines=line_inputs)
     except IntegrityError:
@@ -443,6 +524,7 @@ def _earn_for_purchase(*, purchase: Purchase, member: Member, lines: list[LineIn
         tier=account.tier,
         lines=lines,
     )
+    _ensure_points_fit(account, breakdown.points)
     purchase.points_earned = breakdown.points
     purchase.earning_breakdown = breakdown.as_dict()
     purchase.save(update_fields=["points_earned", "earning_breakdown"])
@@ -470,12 +552,14 @@ def purchase_refund(
 ) -> Refund:
     """Refund part or all of a purchase and reverse its points proportionally, never more.
 
-    Points already spent cannot be taken back below a zero balance: the part that could not
-    be recovered is recorded on the refund (`points_not_recovered`).
+    Whatever is due to expire is expired first. Points of this purchase that expired are not
+    there to take back: they count towards the reversal (`points_expired`) and are never taken
+    from other, still valid lots. Points already spent cannot be taken back below a zero
+    balance: the part that could not be recovered is recorded (`points_not_recovered`).
     """
     amount = money(amount)
+    external_id = checked_text(external_id, model=Refund, name="external_id")
     purchase = Purchase.objects.select_for_update().get(pk=purchase.pk)
-    external_id = (external_id or "").strip()
     if external_id:
         previous = Refund.objects.filter(purchase=purchase, external_id=external_id).first()
         if previous is not None:
@@ -502,17 +586,23 @@ def purchase_refund(
     to_reverse = reversed_target - purchase.points_reversed
 
     account = account_lock(member=purchase.member)
-    recoverable = min(to_reverse, account.balance)
+    _expire_due_lots(account=account, now=timezone.now())
+    earn_lot = purchase.ledger_entries.filter(kind=EntryKind.EARN).first()
+    expired_unclaimed = (earn_lot.expired_points if earn_lot else 0) - (
+        purchase.refunds.aggregate(total=Coalesce(Sum("points_expired"), 0))["total"]
+    )
+    already_expired = max(0, min(to_reverse, expired_unclaimed))
+    recoverable = min(to_reverse - already_expired, account.balance)
     refund = Refund.objects.create(
         purchase=purchase,
         external_id=external_id,
         amount=amount,
         points_reversed=recoverable,
-        points_not_recovered=to_reverse - recoverable,
+        points_expired=already_expired,
+        points_not_recovered=to_reverse - already_expired - recoverable,
         created_by=created_by,
     )
     if recoverable > 0:
-        earn_lot = purchase.ledger_entries.filter(kind=EntryKind.EARN).first()
         _debit(
             account=account,
             points=recoverable,

@@ -13,6 +13,7 @@ from loyalty.models import (
     LedgerEntry,
     PointsAccount,
     Purchase,
+    PurchaseLine,
     Refund,
     TierChange,
 )
@@ -374,3 +375,221 @@ def test_the_consistency_check_is_clean_after_normal_activity(program, partner, 
     points_debit(member=member, points=30, reason="Reward")
 
     assert ledger_consistency_check().mismatches == []
+
+
+# --- refunds after expiry ------------------------------------------------------------------
+
+
+@pytest.fixture
+def expired_purchase(program, partner, member):
+    """A purchase of 100 points made 14 months ago (expiry 12 months), and 50 valid points
+    from a purchase last month."""
+    program.points_expiry_months = 12
+    program.save()
+    with time_machine.travel(timezone.now() - dt.timedelta(days=425)):
+        old = buy(partner, member, external_id="OLD").purchase
+    with time_machine.travel(timezone.now() - dt.timedelta(days=30)):
+        buy(partner, member, amount="50.00", external_id="NEW")
+    return old
+
+
+def test_a_refund_of_a_purchase_whose_points_expired_unswept_is_not_refused(
+    expired_purchase, member
+):
+    refund = purchase_refund(purchase=expired_purchase, amount="100.00")
+
+    assert (refund.points_expired, refund.points_reversed, refund.points_not_recovered) == (
+        100,
+        0,
+        0,
+    )
+    assert balance(member) == 50  # the valid lot is untouched
+    assert LedgerEntry.objects.filter(kind=EntryKind.EXPIRE).get().points == -100
+    assert ledger_consistency_check().mismatch_count == 0
+
+
+def test_a_refund_after_the_nightly_expiry_never_takes_valid_points(expired_purchase, member):
+    assert points_expire() == 100
+
+    refund = purchase_refund(purchase=expired_purchase, amount="100.00")
+
+    assert (refund.points_expired, refund.points_reversed) == (100, 0)
+    assert balance(member) == 50
+
+
+def test_spent_points_of_an_expired_purchase_are_reversed_and_the_expired_rest_counted(
+    program, partner, member
+):
+    program.points_expiry_months = 12
+    program.save()
+    start = timezone.now() - dt.timedelta(days=425)
+    with time_machine.travel(start):
+        purchase = buy(partner, member, external_id="OLD").purchase
+        points_debit(member=member, points=30, reason="Reward")  # 70 of the lot stay unspent
+    with time_machine.travel(timezone.now() - dt.timedelta(days=30)):
+        buy(partner, member, amount="50.00", external_id="NEW")
+
+    half = purchase_refund(purchase=purchase, amount="50.00")
+    rest = purchase_refund(purchase=purchase, amount="50.00")
+
+    # The 70 expired points count first; the 30 spent ones come back from the valid lot.
+    assert (half.points_expired, half.points_reversed) == (50, 0)
+    assert (rest.points_expired, rest.points_reversed, rest.points_not_recovered) == (20, 30, 0)
+    assert balance(member) == 20
+    assert ledger_consistency_check().mismatch_count == 0
+
+
+# --- every input within its column -----------------------------------------------------------
+
+
+def nothing_written() -> bool:
+    return not (
+        Purchase.objects.exists() or PurchaseLine.objects.exists() or LedgerEntry.objects.exists()
+    )
+
+
+def test_an_unknown_channel_is_refused_with_the_choices_and_writes_nothing(
+    program, partner, member
+):
+    with pytest.raises(errors.ValidationFailed) as raised:
+        buy(partner, member, channel="telepathy")
+
+    assert raised.value.field == "channel"
+    assert "store, webshop, app, phone" in str(raised.value.message)
+    assert nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("field", "limit", "purchase"),
+    [
+        ("external_id", 100, lambda text: {"external_id": text}),
+        ("store", 100, lambda text: {"store": text}),
+        ("lines[0].category", 60, lambda text: {"lines": [{"amount": "100.00", "category": text}]}),
+        (
+            "lines[1].product_code",
+            60,
+            lambda text: {
+                "lines": [{"amount": "50.00"}, {"amount": "50.00", "product_code": text}]
+            },
+        ),
+        (
+            "lines[0].description",
+            200,
+            lambda text: {"lines": [{"amount": "100.00", "description": text}]},
+        ),
+    ],
+)
+def test_text_at_its_columns_limit_is_kept_and_one_more_character_refused(
+    program, partner, member, field, limit, purchase
+):
+    with pytest.raises(errors.ValidationFailed) as raised:
+        buy(partner, member, **purchase("x" * (limit + 1)))
+    assert raised.value.field == field
+    assert str(limit) in str(raised.value.message)
+    assert nothing_written()
+
+    result = buy(partner, member, **purchase("x" * limit))
+
+    stored = {
+        "external_id": result.purchase.external_id,
+        "store": result.purchase.store,
+        **{
+            f"lines[{index}].{name}": getattr(line, name)
+            for index, line in enumerate(result.purchase.lines.order_by("pk"))
+            for name in ("category", "product_code", "description")
+        },
+    }
+    assert stored[field] == "x" * limit
+
+
+@pytest.mark.parametrize("quantity", [0, -1, "two", True, "1.0001", 10_000_000, "NaN"])
+def test_a_quantity_outside_the_column_is_refused_and_writes_nothing(
+    program, partner, member, quantity
+):
+    with pytest.raises(errors.ValidationFailed) as raised:
+        buy(partner, member, lines=[{"amount": "100.00", "quantity": quantity}])
+
+    assert raised.value.field == "lines[0].quantity"
+    assert "9999999.999" in str(raised.value.message)
+    assert nothing_written()
+
+
+def test_purchase_lines_are_stored_as_checked_not_as_given(program, partner, member):
+    given = [
+        {"amount": "60.00", "category": "  zuivel ", "quantity": "9999999.999"},
+        {"amount": 40, "description": " Kaas ", "quantity": None, "unknown": "ignored"},
+    ]
+
+    result = buy(partner, member, lines=given)
+
+    lines = list(
+        result.purchase.lines.order_by("pk").values_list(
+            "amount", "category", "description", "quantity"
+        )
+    )
+    assert lines == [
+        (Decimal("60.00"), "zuivel", "", Decimal("9999999.999")),
+        (Decimal("40.00"), "", "Kaas", Decimal("1")),
+    ]
+
+
+def test_an_amount_at_the_columns_limit_is_recorded_and_one_cent_more_refused(
+    program, partner, member
+):
+    program.points_per_euro = Decimal("0.01")
+    program.save()
+
+    with pytest.raises(errors.InvalidAmount) as raised:
+        buy(partner, member, amount="10000000000.00")
+    assert "9999999999.99" in str(raised.value.message)
+    assert nothing_written()
+
+    result = buy(partner, member, amount="9999999999.99")
+
+    result.purchase.refresh_from_db()
+    assert result.purchase.amount == Decimal("9999999999.99")
+    assert balance(member) == 99_999_999
+
+
+def test_a_purchase_earning_more_points_than_an_account_holds_is_refused(program, partner, member):
+    with pytest.raises(errors.InvalidPoints) as raised:
+        buy(partner, member, amount="2147483648.00")
+
+    assert "2147483647" in str(raised.value.message)
+    assert nothing_written()
+
+
+def test_a_refund_id_of_100_characters_is_kept_and_101_refused(program, partner, member):
+    purchase = buy(partner, member).purchase
+
+    with pytest.raises(errors.ValidationFailed) as raised:
+        purchase_refund(purchase=purchase, amount="10.00", external_id="r" * 101)
+    assert raised.value.field == "external_id" and "100" in str(raised.value.message)
+    assert not Refund.objects.exists()
+
+    refund = purchase_refund(purchase=purchase, amount="10.00", external_id="r" * 100)
+    assert Refund.objects.get().external_id == refund.external_id == "r" * 100
+
+
+@pytest.mark.parametrize("write", ["adjust", "credit"])
+def test_a_ledger_reason_of_255_characters_is_kept_and_256_refused(
+    program, member, staff_user, write
+):
+    def attempt(reason):
+        if write == "adjust":
+            return points_adjust(member=member, points=5, reason=reason, staff_user=staff_user)
+        return points_credit(member=member, points=5, reason=reason)
+
+    with pytest.raises(errors.ValidationFailed) as raised:
+        attempt("r" * 256)
+    assert raised.value.field == "reason" and "255" in str(raised.value.message)
+    assert not LedgerEntry.objects.exists()
+
+    assert attempt("r" * 255).reason == "r" * 255
+
+
+def test_an_adjustment_beyond_what_an_account_holds_is_refused(program, member, staff_user):
+    with pytest.raises(errors.InvalidPoints):
+        points_adjust(member=member, points=2**31, reason="Typo", staff_user=staff_user)
+
+    assert not LedgerEntry.objects.exists()
