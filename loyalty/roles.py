@@ -6,7 +6,16 @@ from __future__ import annotations
 PROGRAM_MANAGER = "Program manager"
 SUPPORT_AGENT = "Support agent"
 
-MANAGER_APPS = ("members", "loyalty", "segmentation", "rewards", "campaigns", "django_celery_beat")
+MANAGER_APPS = (
+    "members",
+    "loyalty",
+    "segmentation",
+    "rewards",
+    "campaigns",
+    "django_celery_beat",
+    "outbox",  # e-mails and tasks waiting for the broker: see them, hand them over
+    "axes",  # failed logins: see them, unlock them
+)
 SUPPORT_PERMISSIONS = (
     ("members", "view_member"),
     ("members", "change_member"),
@@ -25,6 +34,9 @@ SUPPORT_PERMISSIONS = (
     ("rewards", "view_vouchercode"),
     ("rewards", "view_redemption"),
     ("rewards", "change_redemption"),  # cancel for a member, check and use vouchers
+    ("axes", "view_accessattempt"),  # a member who is locked out calls the support desk:
+    ("axes", "delete_accessattempt"),  # the agent unlocks (the admin's "unlock" action)
+    ("axes", "view_accessfailurelog"),
 )
 
 

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.errors import ApplicationError
+from loyalty.outbox.services import outbox_enqueue
 
 from . import services
 from .models import (
@@ -80,14 +81,29 @@ class ConsentRecordInline(ReadOnlyInline):
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label=_("E-mail address"))
+    email = forms.EmailField(label=_("E-mail address"), max_length=services.EMAIL_MAX_LENGTH)
     first_name = forms.CharField(label=_("First name"), required=False, max_length=150)
     last_name = forms.CharField(label=_("Last name"), required=False, max_length=150)
     language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
 
 
+class MemberAdminForm(forms.ModelForm):
+    class Meta:
+        model = Member
+        fields = "__all__"
+
+    def clean_birth_date(self):
+        birth_date = self.cleaned_data.get("birth_date")
+        try:
+            services.birth_date_check(birth_date)
+        except ApplicationError as error:
+            raise forms.ValidationError(str(error.message)) from error
+        return birth_date
+
+
 @admin.register(Member)
 class MemberAdmin(admin.ModelAdmin):
+    form = MemberAdminForm
     list_display = ["member_number", "full_name", "email", "status", "language", "enrolled_at"]
     list_display_links = ["member_number", "full_name"]
     search_fields = ["=member_number", "email", "first_name", "last_name"]
@@ -394,13 +410,11 @@ class BackgroundImportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if change:
             return
-        from django.utils.module_loading import import_string
-
-        task = import_string(self.task_path)
         obj.created_by = request.user
         obj.status = JobStatus.QUEUED
-        obj.save()
-        transaction.on_commit(lambda: task.delay(obj.pk))
+        with transaction.atomic():
+            obj.save()
+            outbox_enqueue(self.task_path, obj.pk)
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(
@@ -423,3 +437,43 @@ class BackgroundImportAdmin(admin.ModelAdmin):
 class InvitationImportAdmin(BackgroundImportAdmin):
     form = InvitationImportForm
     task_path = "members.tasks.run_invitation_import"
+
+
+# --- login throttling (django-axes) ------------------------------------------------------
+# Registered here rather than by axes (AXES_ENABLE_ADMIN = False) to add the unlock action.
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin  # noqa: E402
+from axes.admin import AccessFailureLogAdmin as AxesAccessFailureLogAdmin  # noqa: E402
+from axes.models import AccessAttempt, AccessFailureLog  # noqa: E402
+
+from . import throttling  # noqa: E402
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(AxesAccessAttemptAdmin):
+    actions = ["unlock"]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # "unlock" says what removing them means
+        return actions
+
+    @admin.action(description=_("Unlock the selected logins"), permissions=["delete"])
+    def unlock(self, request: HttpRequest, queryset) -> None:
+        """Each selected e-mail address may log in again at once, and the selected failures no
+        longer count against their client address. Other failures from that address still do:
+        helping one member must not unlock an attacker's address for every account."""
+        usernames = sorted({attempt.username for attempt in queryset if attempt.username})
+        attempt_ids = list(queryset.values_list("pk", flat=True))
+        throttling.login_unlock(usernames=usernames, attempt_ids=attempt_ids)
+        self.message_user(
+            request,
+            _("Unlocked %(count)d login(s); the selected failed attempts no longer count.")
+            % {"count": len(usernames)},
+            messages.SUCCESS,
+        )
+
+
+@admin.register(AccessFailureLog)
+class AccessFailureLogAdmin(AxesAccessFailureLogAdmin):
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a log: read it, never edit it

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from loyalty.errors import ApplicationError
 
-from . import services
+from . import services, throttling
 from .errors import ConfirmationLinkExpired, InvitationInvalid
 from .forms import EnrolForm, ResendConfirmationForm
 from .models import Member, MemberStatus
@@ -152,6 +152,12 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "members/password_reset_confirm.html"
     success_url = reverse_lazy("members:password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # Whoever can reset the password owns the address: its failed logins stop counting.
+        throttling.login_unlock(usernames=[form.user.get_username()])
+        return response
 
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):

@@ -9,12 +9,14 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import Client, RequestFactory
 
 from loyalty.models import ProgramSettings
 from tests.factories import MemberFactory, PartnerFactory, StaffUserFactory
@@ -24,6 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _is_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def pytest_generate_tests(metafunc):
+    if "race_round" in metafunc.fixturenames:
+        from tests.concurrency import RACE_ROUNDS
+
+        metafunc.parametrize("race_round", range(RACE_ROUNDS), ids=lambda n: f"round{n + 1}")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,6 +77,21 @@ def member(db):
 @pytest.fixture
 def staff_user(db):
     return StaffUserFactory()
+
+
+class LoginThrottledClient(Client):
+    """Django's test client, whose login() passes a request to authenticate() as a login page
+    does: axes (the first authentication backend) refuses request-less logins, and so they go
+    through the same login throttling as a member's."""
+
+    def login(self, **credentials):
+        credentials.setdefault("request", RequestFactory().post("/portal/login/"))
+        return super().login(**credentials)
+
+
+@pytest.fixture
+def client() -> Client:
+    return LoginThrottledClient()
 
 
 # --- a real SMTP server --------------------------------------------------------------------
@@ -228,4 +252,23 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1):
     raise AssertionError("condition not met within %.0f s" % timeout)
 
 
-__all__ = ["connection", "message_text", "wait_until"]
+__all__ = ["broker_unreachable", "connection", "message_text", "wait_until"]
+
+
+@contextmanager
+def broker_unreachable():
+    """The Celery app's broker pointed at a closed port (Redis down) inside the block, and back
+    at the real Redis after it. Kombu keeps one pool per URL, so neither pool is closed."""
+    from loyalty.celery import app
+
+    def point_at(url: str) -> None:
+        app.conf.broker_url = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    real = app.conf.broker_url
+    point_at(f"redis://127.0.0.1:{_free_port()}/0")
+    try:
+        yield
+    finally:
+        point_at(real)

@@ -5,19 +5,26 @@ in-process (eager) and e-mail written to the console. Setting DATABASE_URL and R
 switches to PostgreSQL, Redis as broker and cache, and separate worker/beat processes.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from loyalty.checks import DEVELOPMENT_SECRET_KEY
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# The one place settings come from: the environment, then the .env file (ENV_FILE names
+# another one) for what the environment leaves unset. Every settings module reads `env`.
+_env_file = env.str("ENV_FILE", default="")
+if _env_file and not Path(_env_file).is_file():
+    raise ImproperlyConfigured(f"ENV_FILE points to {_env_file}, which is not a file.")
+environ.Env.read_env(_env_file or BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env(
-    "SECRET_KEY", default="insecure-development-key-change-me-in-production-0123456789"
-)
+SECRET_KEY = env("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
@@ -32,6 +39,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
+    "axes",
+    # Project plumbing that every app may use (imports no domain model).
+    "loyalty.outbox",
     # Our apps, in dependency order: each may import only from those above it.
     "members",
     "loyalty",
@@ -50,6 +60,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as axes asks: turns a locked-out login into our lockout page (members.throttling).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loyalty.urls"
@@ -102,7 +114,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-AUTHENTICATION_BACKENDS = ["members.auth.EmailBackend"]
+# Axes first: it refuses a locked-out login before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "members.auth.EmailBackend"]
 LOGIN_URL = "members:login"
 LOGIN_REDIRECT_URL = "portal:dashboard"
 LOGOUT_REDIRECT_URL = "members:login"
@@ -166,6 +179,25 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Loyalty platform API", "VERSION": "1.0.0"}
+
+# Login throttling (django-axes, database handler): after LOGIN_FAILURE_LIMIT failed logins
+# for one e-mail address, or from one client address, further logins from there are refused
+# for LOGIN_COOLOFF_MINUTES (counted from the last attempt). See members/throttling.py.
+AXES_ENABLED = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own, not the pair
+AXES_USERNAME_FORM_FIELD = "username"  # what AuthenticationForm posts (the e-mail address)
+AXES_USERNAME_CALLABLE = "members.throttling.login_username"
+AXES_CLIENT_IP_CALLABLE = "members.throttling.client_ip_address"
+AXES_LOCKOUT_CALLABLE = "members.throttling.lockout_response"
+AXES_RESET_ON_SUCCESS = False  # else logging in to one's own account would reset the address
+AXES_DISABLE_ACCESS_LOG = True  # no record of successful logins: personal data without use
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_ENABLE_ADMIN = False  # members/admin.py registers them, with an unlock action
+# Reverse proxies in front of the app that append to X-Forwarded-For; 0 = use REMOTE_ADDR.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # How long an e-mail confirmation link stays valid.
 MEMBER_CONFIRMATION_MAX_AGE = env.int("MEMBER_CONFIRMATION_MAX_AGE", default=3 * 24 * 3600)
