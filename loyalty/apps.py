@@ -7,7 +7,12 @@ class LoyaltyConfig(AppConfig):
     verbose_name = _("Loyalty program")
 
     def ready(self) -> None:
+        from django.core.checks import Tags, register
         from django.db.models.signals import post_migrate
+
+        from .checks import deploy_settings_check
+
+        register(Tags.security, deploy=True)(deploy_settings_check)
 
         from members import emails, participation
 
@@ -31,3 +36,5 @@ class LoyaltyConfig(AppConfig):
 
         member_privacy.register_exporter("points", privacy.export_points)
         member_privacy.register_exporter("purchases", privacy.export_purchases)
+        member_privacy.register_exporter("tier_changes", privacy.export_tier_changes)
+        member_privacy.register_owned_objects(privacy.owned_objects)

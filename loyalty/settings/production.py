@@ -1,27 +1,37 @@
-"""Production: everything security-relevant must come from the environment.
+"""Production: everything security-relevant must come from the environment or the .env file.
 
-Refuses to start with a clear message when a required variable is missing, and passes
-`manage.py check --deploy --fail-level WARNING` when they are given.
+Settings are read the way base.py reads them (django-environ: the environment, then the .env
+file or ENV_FILE). Refuses to start with a clear message naming the variable when one is
+missing or unsafe, and passes `manage.py check --deploy --fail-level WARNING` when they are
+given.
 """
-
-import os
 
 from django.core.exceptions import ImproperlyConfigured
 
+from loyalty.checks import email_backend_problem, secret_key_problem
+
+from .base import *  # noqa: F403
+from .base import EMAIL_BACKEND, env
+
 _REQUIRED = ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
-_missing = [name for name in _REQUIRED if not os.environ.get(name)]
+_missing = [name for name in _REQUIRED if not env.str(name, default="")]
 if _missing:
     raise ImproperlyConfigured(
-        "Production settings need these environment variables: " + ", ".join(_missing)
+        "Production settings need these variables (environment or .env file): "
+        + ", ".join(_missing)
     )
 
-from .base import *  # noqa: E402, F403
-from .base import env  # noqa: E402
-
 DEBUG = False
-SECRET_KEY = env("SECRET_KEY")
-if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters with 5 distinct ones.")
+SECRET_KEY = env.str("SECRET_KEY")
+_problem = secret_key_problem(SECRET_KEY)
+if _problem:
+    raise ImproperlyConfigured(_problem)
+# EMAIL_URL (base.py) gives an SMTP backend; EMAIL_BACKEND may name a provider's instead.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
+_problem = email_backend_problem(EMAIL_BACKEND)
+if _problem:
+    raise ImproperlyConfigured(_problem)
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
