@@ -10,11 +10,18 @@ class SegmentationConfig(AppConfig):
         from members import privacy
 
         def export_segments(member) -> dict | None:
-            from .selectors import member_current_score
+            from .models import MemberScore
+            from .selectors import member_current_score, member_rule_segments
 
             score = member_current_score(member=member)
             if score is None:
                 return None
+            # Every snapshot kept, not only the current one: the program holds them all.
+            history = (
+                MemberScore.objects.filter(member=member)
+                .select_related("run")
+                .order_by("run__started_at", "run_id")
+            )
             return {
                 "calculated_at": score.run.started_at,
                 "segment": score.segment,
@@ -22,6 +29,22 @@ class SegmentationConfig(AppConfig):
                 "rfm": score.rfm_cell,
                 "customer_lifetime_value_eur": score.clv,
                 "probability_active": score.p_alive,
+                "rule_segments": [segment.name for segment in member_rule_segments(member=member)],
+                "runs": [
+                    {
+                        "calculated_at": row.run.started_at,
+                        "recency_days": row.recency_days,
+                        "frequency": row.frequency,
+                        "monetary_eur": row.monetary,
+                        "segment": row.segment,
+                        "quadrant": row.quadrant,
+                        "rfm": row.rfm_cell,
+                        "expected_purchases": row.expected_purchases,
+                        "customer_lifetime_value_eur": row.clv,
+                        "probability_active": row.p_alive,
+                    }
+                    for row in history
+                ],
             }
 
         privacy.register_exporter("segments", export_segments)
