@@ -35,6 +35,18 @@ class TooYoung(EnrolmentRefused):
     field = "birth_date"
 
 
+class InvalidBirthDate(EnrolmentRefused):
+    code = "invalid_birth_date"
+    field = "birth_date"
+    default_message = _("Enter your real birth date.")
+
+
+class InvalidPassword(EnrolmentRefused):
+    code = "invalid_password"
+    field = "password"
+    default_message = _("Choose another password.")
+
+
 class BirthDateRequired(EnrolmentRefused):
     code = "birth_date_required"
     field = "birth_date"

@@ -8,7 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.errors import ApplicationError
 
-from .models import Language
+from .errors import InvalidBirthDate
+from .models import Language, User
+from .services import EMAIL_MAX_LENGTH, birth_date_check
 
 
 class ServiceErrorMixin:
@@ -39,12 +41,22 @@ class PersonForm(ServiceErrorMixin, forms.Form):
     )
     language = forms.ChoiceField(label=_("Language"), choices=Language.choices)
 
+    def clean_birth_date(self):
+        birth_date = self.cleaned_data["birth_date"]
+        try:
+            birth_date_check(birth_date)
+        except InvalidBirthDate as error:
+            raise forms.ValidationError(str(error.message), code=error.code) from error
+        return birth_date
+
 
 class EnrolForm(PersonForm):
     field_order = ["email", "first_name", "last_name", "birth_date", "language"]
 
     email = forms.EmailField(
-        label=_("E-mail address"), widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("E-mail address"),
+        max_length=EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
     password1 = forms.CharField(
         label=_("Password"),
@@ -68,15 +80,21 @@ class EnrolForm(PersonForm):
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
         elif first:
+            # An unsaved user, so that the password may not resemble the address or name.
+            user = User(
+                email=cleaned.get("email") or "",
+                first_name=cleaned.get("first_name") or "",
+                last_name=cleaned.get("last_name") or "",
+            )
             try:
-                password_validation.validate_password(first)
+                password_validation.validate_password(first, user)
             except forms.ValidationError as error:
                 self.add_error("password1", error)
         return cleaned
 
 
 class ResendConfirmationForm(forms.Form):
-    email = forms.EmailField(label=_("E-mail address"))
+    email = forms.EmailField(label=_("E-mail address"), max_length=EMAIL_MAX_LENGTH)
 
 
 class ConsentForm(forms.Form):

@@ -7,12 +7,17 @@ import io
 import logging
 
 from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.hashers import make_password
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from loyalty.errors import checked_text
+from loyalty.outbox.services import outbox_enqueue
 
 from .errors import (
     AlreadyErased,
@@ -21,8 +26,10 @@ from .errors import (
     ConfirmationLinkInvalid,
     EmailTaken,
     ExcludedDomain,
+    InvalidBirthDate,
     InvalidEmail,
     InvalidLanguage,
+    InvalidPassword,
     InvitationInvalid,
     TermsNotAccepted,
     TooYoung,
@@ -54,13 +61,57 @@ def _age_on(birth_date: dt.date, day: dt.date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
+# What RFC 5321 lets through in practice, and what Member.email and User.email hold.
+EMAIL_MAX_LENGTH = Member._meta.get_field("email").max_length or 254
+# Nobody alive was born longer ago than this.
+BIRTH_DATE_MAX_YEARS = 120
+
+
 def _normalise_email(email: str) -> str:
     email = (email or "").strip().lower()
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise InvalidEmail(
+            _("An e-mail address can be at most %(limit)d characters long.")
+            % {"limit": EMAIL_MAX_LENGTH},
+            limit=EMAIL_MAX_LENGTH,
+        )
     try:
         validate_email(email)
     except ValidationError as exc:
         raise InvalidEmail() from exc
     return email
+
+
+def _checked_name(value: str, *, name: str) -> str:
+    """A first or last name, stripped, within its column (raises ValidationFailed)."""
+    return checked_text(value, model=Member, name=name)
+
+
+def birth_date_check(birth_date: dt.date | None) -> None:
+    """Refuse a birth date nobody can have: in the future, or more than 120 years ago."""
+    if birth_date is None:
+        return
+    today = timezone.localdate()
+    if birth_date > today:
+        raise InvalidBirthDate(_("A birth date cannot be in the future."))
+    try:
+        earliest = today.replace(year=today.year - BIRTH_DATE_MAX_YEARS)
+    except ValueError:  # 29 February, and that year was no leap year
+        earliest = today.replace(year=today.year - BIRTH_DATE_MAX_YEARS, day=28)
+    if birth_date < earliest:
+        raise InvalidBirthDate(
+            _("Enter a birth date within the last %(years)d years.")
+            % {"years": BIRTH_DATE_MAX_YEARS}
+        )
+
+
+def _check_password(password: str, *, email: str, first_name: str, last_name: str) -> None:
+    """Django's password validators, comparing with the member's own address and name."""
+    user = User(email=email, first_name=first_name, last_name=last_name)
+    try:
+        password_validation.validate_password(password, user)
+    except ValidationError as exc:
+        raise InvalidPassword(" ".join(exc.messages)) from exc
 
 
 def current_terms() -> TermsVersion | None:
@@ -136,18 +187,30 @@ def member_enrol(
     marketing_consent: bool = False,
     source: str = EnrolmentSource.PORTAL,
     invitation_token: str | None = None,
-) -> Member:
+) -> Member | None:
     """Enrol a customer, or change nothing and raise why not.
 
     The member starts as pending and becomes active when the e-mail is confirmed through
     the signed link this sends (after commit). An invitation token completes the invited
     member instead of creating a new one.
+
+    An address that is already registered is answered like a new one, so that the answer
+    does not tell who is a member: nothing changes, None is returned, and the address's
+    owner gets an e-mail instead (`_answer_registered_address`). Callers show the same
+    "check your e-mail" answer in both cases.
     """
     email = _normalise_email(email)
+    first_name = _checked_name(first_name, name="first_name")
+    last_name = _checked_name(last_name, name="last_name")
+    birth_date_check(birth_date)
+    if language not in Language.values:
+        raise InvalidLanguage(_("Unknown language %(language)s.") % {"language": language})
     terms = current_terms()
     _check_conditions(
         email=email, birth_date=birth_date, accepted_terms=accepted_terms, terms=terms
     )
+    if password:
+        _check_password(password, email=email, first_name=first_name, last_name=last_name)
 
     invited: Member | None = None
     if invitation_token:
@@ -161,7 +224,8 @@ def member_enrol(
     if invited is not None:
         existing = existing.exclude(pk=invited.pk)
     if existing.exists() or User.objects.filter(email__iexact=email).exists():
-        raise EmailTaken()
+        _answer_registered_address(email=email, password=password, invited=invited)
+        return None
 
     member = invited or Member(member_number=_new_member_number())
     member.email = email
@@ -182,8 +246,12 @@ def member_enrol(
                     is_active=False,
                 )
             member.save()
-    except IntegrityError as exc:  # a concurrent enrolment with the same address won
-        raise EmailTaken() from exc
+    except IntegrityError:
+        if not (existing.exists() or User.objects.filter(email__iexact=email).exists()):
+            raise
+        # A concurrent enrolment with the same address won: answer as for any taken address.
+        _answer_registered_address(email=email, password=None, invited=invited)
+        return None
     if invited is not None:
         Invitation.objects.filter(member=member).update(accepted_at=timezone.now())
     if terms is not None:
@@ -195,10 +263,38 @@ def member_enrol(
     return member
 
 
-def _schedule_confirmation_email(member: Member) -> None:
-    from .tasks import send_confirmation_email
+def _answer_registered_address(*, email: str, password: str | None, invited: Member | None) -> None:
+    """Tell the owner of a registered address that someone tried to enrol with it.
 
-    transaction.on_commit(lambda: send_confirmation_email.delay(member.pk))
+    An active member is told to log in or reset the password, a pending one gets a fresh
+    confirmation link, an invited one the invitation again; blocked and erased members and
+    logins without a member get nothing. The password is hashed (and thrown away) so that
+    this path takes about as long as creating a login.
+    """
+    if password:
+        make_password(password)
+    owners = Member.objects.filter(email__iexact=email)
+    if invited is not None:
+        owners = owners.exclude(pk=invited.pk)
+    member = owners.first()
+    if member is None:
+        return
+    if member.status == MemberStatus.ACTIVE:
+        _schedule_already_member_email(member)
+    elif member.status == MemberStatus.PENDING:
+        _schedule_confirmation_email(member)
+    elif member.status == MemberStatus.INVITED:
+        invitation = Invitation.objects.filter(member=member, accepted_at__isnull=True).first()
+        if invitation is not None:
+            outbox_enqueue("members.tasks.send_invitation_email", invitation.pk)
+
+
+def _schedule_confirmation_email(member: Member) -> None:
+    outbox_enqueue("members.tasks.send_confirmation_email", member.pk)
+
+
+def _schedule_already_member_email(member: Member) -> None:
+    outbox_enqueue("members.tasks.send_already_member_email", member.pk)
 
 
 def confirmation_token(*, member: Member) -> str:
@@ -261,8 +357,14 @@ def member_invite(
     language: str = Language.DUTCH,
     invited_by: User | None = None,
 ) -> Invitation:
-    """Create an invited member and send the invitation link after commit."""
+    """Create an invited member and send the invitation link after commit.
+
+    An address already registered is refused with EmailTaken: only staff invite, so saying
+    so tells nobody outside anything.
+    """
     email = _normalise_email(email)
+    first_name = _checked_name(first_name, name="first_name")
+    last_name = _checked_name(last_name, name="last_name")
     if current_conditions().domain_excluded(email):
         raise ExcludedDomain()
     if language not in Language.values:
@@ -283,9 +385,7 @@ def member_invite(
     except IntegrityError as exc:
         raise EmailTaken() from exc
     invitation = Invitation.objects.create(member=member, invited_by=invited_by)
-    from .tasks import send_invitation_email
-
-    transaction.on_commit(lambda: send_invitation_email.delay(invitation.pk))
+    outbox_enqueue("members.tasks.send_invitation_email", invitation.pk)
     return invitation
 
 
@@ -339,6 +439,9 @@ def member_profile_update(
     """Change what a member may change about themselves (the e-mail is their login)."""
     if language not in Language.values:
         raise InvalidLanguage(_("Choose Dutch or English."))
+    first_name = _checked_name(first_name, name="first_name")
+    last_name = _checked_name(last_name, name="last_name")
+    birth_date_check(birth_date)
     conditions = current_conditions()
     if conditions.minimum_age:
         if birth_date is None:
@@ -347,8 +450,8 @@ def member_profile_update(
             raise TooYoung(
                 _("Members must be at least %(age)d years old.") % {"age": conditions.minimum_age}
             )
-    member.first_name = first_name.strip()
-    member.last_name = last_name.strip()
+    member.first_name = first_name
+    member.last_name = last_name
     member.language = language
     member.birth_date = birth_date
     member.save(update_fields=["first_name", "last_name", "language", "birth_date"])
@@ -401,7 +504,26 @@ def member_data_export(*, member: Member) -> bytes:
                 "terms_version__version", "accepted_at"
             )
         ),
+        "login_account": None,
+        "invitation": None,
     }
+    if member.user_id is not None:
+        user = User.objects.get(pk=member.user_id)
+        data["login_account"] = {
+            "email": user.email,
+            "date_joined": user.date_joined,
+            "last_login": user.last_login,
+            "is_active": user.is_active,
+        }
+    invitation = Invitation.objects.filter(member=member).first()
+    if invitation is not None:
+        data["invitation"] = {
+            "invited_at": invitation.created_at,
+            "sent_at": invitation.sent_at,
+            "accepted_at": invitation.accepted_at,
+            # Who invited is staff; their name is their personal data, not the member's.
+            "invited_by": "staff" if invitation.invited_by_id is not None else None,
+        }
     for name, exporter in privacy.exporters().items():
         data[name] = exporter(member)
     buffer = io.BytesIO()
@@ -417,12 +539,17 @@ def member_data_export(*, member: Member) -> bytes:
 def member_erase(*, member: Member, by: User | None = None) -> Member:
     """Erase on request: personal data removed or pseudonymised, consent withdrawn, login
     disabled. Ledger, purchases and redemptions stay (linked to the pseudonymous member) so
-    the program's accounts and figures are unchanged."""
+    the program's accounts and figures are unchanged.
+
+    One transaction: the registered erasers (sessions, login logs, import files and reports,
+    other apps' data), the member and login, then the admin's change history naming them.
+    The login's password becomes unusable, which also voids its password-reset links."""
     from . import privacy
 
     member = Member.objects.select_for_update().get(pk=member.pk)
     if member.status == MemberStatus.ERASED:
         raise AlreadyErased()
+    personal = privacy.PersonalData.of(member, earlier=privacy.earlier_names(member))
     consent_set(member=member, granted=False, source="erasure")
     for eraser in privacy.erasers():
         eraser(member)
@@ -441,5 +568,6 @@ def member_erase(*, member: Member, by: User | None = None) -> Member:
         user.is_active = False
         user.set_unusable_password()
         user.save()
+    privacy.erase_admin_history(member, personal=personal)
     logger.info("member %s erased (by %s)", member.pk, by.pk if by else "the member")
     return member

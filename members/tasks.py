@@ -27,6 +27,27 @@ def send_confirmation_email(self, member_id: int) -> None:
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60)
+def send_already_member_email(self, member_id: int) -> None:
+    """Someone enrolled with this active member's address: point the owner to login/reset."""
+    member = Member.objects.filter(pk=member_id, status=MemberStatus.ACTIVE).first()
+    if member is None:
+        return  # blocked or erased meanwhile: nothing to send
+    try:
+        send_templated_email(
+            to=member.email,
+            template="already_member",
+            language=member.language,
+            context={
+                "member": member,
+                "login_path": reverse("members:login"),
+                "password_reset_path": reverse("members:password_reset"),
+            },
+        )
+    except OSError as exc:  # SMTP unreachable: try again later
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task(bind=True, acks_late=True, max_retries=5, default_retry_delay=60)
 def send_invitation_email(self, invitation_id: int) -> None:
     from django.utils import timezone
 

@@ -94,3 +94,17 @@ class RewardFactory(factory.django.DjangoModelFactory):
     kind = "voucher"
     points_cost = 100
     cost_eur = Decimal("5.00")
+
+
+def email_address_of_length(length: int) -> str:
+    """A valid e-mail address of exactly `length` characters (domain labels of at most 63)."""
+    local = "a" * 64
+    domain_length = length - len(local) - 1 - len(".com")
+    labels = []
+    while domain_length > 0:
+        size = domain_length if domain_length <= 63 else 62
+        labels.append("b" * size)
+        domain_length -= size + 1
+    address = f"{local}@{'.'.join(labels)}.com"
+    assert len(address) == length, f"cannot make an address of {length} characters"
+    return address

@@ -14,7 +14,7 @@ from tests.factories import MemberFactory, PartnerFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def test_twenty_concurrent_debits_of_a_whole_balance_give_exactly_one_success(program):
+def test_twenty_concurrent_debits_of_a_whole_balance_give_exactly_one_success(program, race_round):
     member = MemberFactory()
     points_credit(member=member, points=100, reason="Welcome")
 
@@ -26,7 +26,7 @@ def test_twenty_concurrent_debits_of_a_whole_balance_give_exactly_one_success(pr
     assert LedgerEntry.objects.filter(account=account, kind="redeem").count() == 1
 
 
-def test_the_same_purchase_posted_ten_times_concurrently_earns_once(program):
+def test_the_same_purchase_posted_ten_times_concurrently_earns_once(program, race_round):
     member = MemberFactory()
     partner = PartnerFactory(name="POS")
 
@@ -42,7 +42,7 @@ def test_the_same_purchase_posted_ten_times_concurrently_earns_once(program):
     assert PointsAccount.objects.get(member=member).balance == 42
 
 
-def test_concurrent_partial_refunds_never_refund_more_than_the_purchase(program):
+def test_concurrent_partial_refunds_never_refund_more_than_the_purchase(program, race_round):
     member = MemberFactory()
     partner = PartnerFactory(name="Shop")
     purchase = purchase_record(
@@ -75,18 +75,19 @@ def test_concurrent_first_earnings_create_one_account(program):
 
 def test_enrolling_the_same_address_concurrently_creates_one_member(program):
     def enrol(index):
-        member_enrol(
+        member = member_enrol(
             email="Race@Example.com",
             first_name=f"R{index}",
             birth_date=None,
             accepted_terms=True,
             password="a-long-secret-phrase",
         )
+        return "created" if member is not None else "answered like a new address"
 
     program.minimum_age = 0
     program.save()
 
     outcomes = race(5, enrol)
 
-    assert outcomes == Counter({"ok": 1, "email_taken": 4})
+    assert outcomes == Counter({"created": 1, "answered like a new address": 4})
     assert Member.objects.filter(email="race@example.com").count() == 1

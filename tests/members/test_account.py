@@ -82,6 +82,28 @@ def test_a_too_young_birth_date_is_a_form_error_and_changes_nothing(member_clien
     assert member.first_name == "Noor"
 
 
+@pytest.mark.parametrize(
+    ("birth_date", "fragment"), [("0001-01-01", "120 years"), ("2999-12-31", "future")]
+)
+def test_an_impossible_birth_date_is_a_form_error_and_changes_nothing(
+    member_client, member, birth_date, fragment
+):
+    response = member_client.post(
+        reverse("members:account"),
+        {
+            "profile": "1",
+            "first_name": "X",
+            "last_name": "Y",
+            "birth_date": birth_date,
+            "language": "en",
+        },
+    )
+
+    assert fragment in " ".join(response.context["form"].errors["birth_date"])
+    member.refresh_from_db()
+    assert (member.first_name, member.birth_date) == ("Noor", dt.date(1985, 6, 15))
+
+
 def test_consent_changes_are_recorded_one_by_one(member_client, member):
     member_client.post(reverse("members:consent"), {"granted": "on"})
     member_client.post(reverse("members:consent"), {"granted": "on"})  # no change, no record

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from loyalty.services import purchase_record
 from members.models import Invitation, InvitationImport, JobStatus, Member, MemberStatus
-from tests.factories import MemberFactory, PartnerFactory, TierFactory
+from tests.factories import MemberFactory, PartnerFactory, TierFactory, email_address_of_length
 
 pytestmark = pytest.mark.django_db
 
@@ -107,6 +107,43 @@ def test_inviting_an_excluded_domain_shows_the_error_and_creates_nothing(admin_c
     assert Member.objects.count() == 0
 
 
+def test_inviting_an_over_long_address_or_name_is_a_form_error_and_creates_nothing(
+    admin_client, program
+):
+    url = reverse("admin:members_member_invite")
+
+    long_address = admin_client.post(url, {"email": email_address_of_length(255), "language": "nl"})
+    long_name = admin_client.post(
+        url, {"email": "nina@example.com", "first_name": "n" * 151, "language": "nl"}
+    )
+
+    assert "email" in long_address.context["form"].errors
+    assert "first_name" in long_name.context["form"].errors
+    assert Member.objects.count() == 0
+
+
+def test_a_csv_import_reports_over_long_addresses_and_names_per_row(
+    admin_client, program, django_capture_on_commit_callbacks
+):
+    rows = (
+        "email,first_name,last_name,language\n"
+        f"{email_address_of_length(254)},Ada,Ant,nl\n"
+        f"{email_address_of_length(255)},Bas,Bos,nl\n"
+        f"c@example.com,{'c' * 151},Cat,nl\n"
+        f"d@example.com,Dirk,{'d' * 151},nl\n"
+    )
+    upload = SimpleUploadedFile("customers.csv", rows.encode(), content_type="text/csv")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(reverse("admin:members_invitationimport_add"), {"file": upload})
+
+    job = InvitationImport.objects.get()
+    assert (job.status, job.created_rows) == (JobStatus.DONE, 1)
+    assert [error["row"] for error in job.errors] == [3, 4, 5]
+    assert "254" in job.errors[0]["error"] and "150" in job.errors[1]["error"]
+    assert list(Member.objects.values_list("email", flat=True)) == [email_address_of_length(254)]
+
+
 def test_resending_confirmation_reports_members_that_are_not_pending(
     admin_client, program, mailoutbox, django_capture_on_commit_callbacks
 ):
@@ -185,3 +222,25 @@ def test_a_file_that_is_not_csv_is_refused(admin_client, program):
     assert response.status_code == 200
     assert "file" in response.context["adminform"].form.errors
     assert InvitationImport.objects.count() == 0
+
+
+def test_an_impossible_birth_date_is_a_form_error_on_the_member_page(admin_client, program):
+    member = MemberFactory(first_name="Ada", last_name="Lovelace")
+    url = reverse("admin:members_member_change", args=[member.pk])
+    form = {
+        "status": member.status,
+        "email": member.email,
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "birth_date": "0001-01-01",
+        "language": "nl",
+        "consent_records-TOTAL_FORMS": "0",
+        "consent_records-INITIAL_FORMS": "0",
+    }
+
+    response = admin_client.post(url, form)
+
+    assert response.status_code == 200
+    assert "birth_date" in response.context["adminform"].form.errors
+    member.refresh_from_db()
+    assert member.birth_date.year > 1900

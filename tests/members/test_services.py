@@ -1,6 +1,7 @@
 """Enrolment conditions, confirmation, invitations and consent."""
 
 import datetime as dt
+import re
 
 import pytest
 import time_machine
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
+from loyalty.errors import ValidationFailed
 from members import errors
 from members.models import ConsentRecord, Member, MemberStatus, TermsAcceptance, User
 from members.numbers import luhn_valid
@@ -20,8 +22,15 @@ from members.services import (
     member_confirm_email,
     member_enrol,
     member_invite,
+    member_profile_update,
 )
-from tests.factories import MemberFactory, TermsVersionFactory
+from tests.conftest import message_text
+from tests.factories import (
+    MemberFactory,
+    MemberWithLoginFactory,
+    TermsVersionFactory,
+    email_address_of_length,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -96,13 +105,174 @@ def test_a_violated_condition_is_refused_and_creates_nothing(terms, overrides, e
     assert ConsentRecord.objects.count() == 0
 
 
-def test_enrolling_an_address_that_is_already_a_member_is_refused_in_any_case(terms):
-    MemberFactory(email="anna@example.com")
+def test_enrolling_an_active_members_address_changes_nothing_and_mails_the_owner(
+    terms, smtp_sink, django_capture_on_commit_callbacks
+):
+    owner = MemberWithLoginFactory(email="anna@example.com", first_name="Anna", language="en")
 
-    with pytest.raises(errors.EmailTaken):
-        enrol(email="ANNA@example.COM")
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = enrol(email="ANNA@example.COM", first_name="Someone", language="nl")
 
+    assert answer is None
+    assert list(Member.objects.values_list("pk", "first_name")) == [(owner.pk, "Anna")]
+    assert User.objects.count() == 1
+    assert ConsentRecord.objects.count() == 0 and TermsAcceptance.objects.count() == 0
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == "anna@example.com"
+    assert message["Subject"] == "You already have an account with Klantenclub"
+    body = message_text(message)
+    assert body.startswith("Hello Anna,")
+    assert f"{settings.SITE_URL}/portal/login/" in body
+    assert f"{settings.SITE_URL}/portal/password/reset/" in body
+
+
+def test_the_already_a_member_email_is_in_the_owners_language(
+    terms, smtp_sink, django_capture_on_commit_callbacks
+):
+    MemberWithLoginFactory(email="anna@example.com", first_name="Anna", language="nl")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enrol(email="anna@example.com", language="en")
+
+    [message] = smtp_sink.wait_for(1)
+    assert message_text(message).startswith("Hallo Anna,")
+    assert '<html lang="nl">' in message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_enrolling_a_pending_members_address_sends_a_fresh_confirmation_link(
+    terms, smtp_sink, django_capture_on_commit_callbacks
+):
+    pending = MemberFactory(email="anna@example.com", status=MemberStatus.PENDING)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enrol(email="anna@example.com") is None
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == "anna@example.com"
+    token = re.search(r"/portal/confirm/(\S+)/", message_text(message)).group(1)
+    assert member_confirm_email(token=token).pk == pending.pk
     assert Member.objects.count() == 1
+
+
+def test_enrolling_an_invited_address_sends_the_invitation_again(
+    terms, smtp_sink, django_capture_on_commit_callbacks
+):
+    invited = member_invite(email="anna@example.com", first_name="Anna").member
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enrol(email="anna@example.com") is None
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == "anna@example.com"
+    assert f"?invitation={invitation_token(member=invited)}" in message_text(message)
+    invited.refresh_from_db()
+    assert invited.status == MemberStatus.INVITED and invited.user_id is None
+
+
+@pytest.mark.parametrize("status", [MemberStatus.BLOCKED, MemberStatus.ERASED])
+def test_enrolling_a_blocked_or_erased_members_address_sends_nothing(
+    terms, smtp_sink, django_capture_on_commit_callbacks, status
+):
+    MemberFactory(email="anna@example.com", status=status)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert enrol(email="anna@example.com") is None
+
+    assert smtp_sink.messages == []
+    assert Member.objects.count() == 1 and User.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "password"),
+    [
+        ({"email": "pietjepuk@example.com"}, "pietjepuk1"),
+        ({"first_name": "Wilhelmina"}, "wilhelmina1"),
+        ({"last_name": "Oosterhuis"}, "Oosterhuis!"),
+    ],
+)
+def test_a_password_like_the_address_or_name_is_refused_and_creates_nothing(
+    terms, overrides, password
+):
+    with pytest.raises(errors.InvalidPassword) as raised:
+        enrol(password=password, **overrides)
+
+    assert raised.value.field == "password"
+    assert Member.objects.count() == 0 and User.objects.count() == 0
+
+
+def years_ago(years: int, days: int = 0) -> dt.date:
+    today = timezone.localdate()
+    if (today.month, today.day) == (2, 29):
+        today = today.replace(day=28)
+    return today.replace(year=today.year - years) - dt.timedelta(days=days)
+
+
+@pytest.mark.parametrize(
+    "birth_date",
+    [dt.date(1, 1, 1), years_ago(120, days=1), timezone.localdate() + dt.timedelta(days=1)],
+    ids=["year-1", "120-years-and-a-day", "tomorrow"],
+)
+def test_an_impossible_birth_date_is_refused_at_enrolment_and_in_the_profile(
+    terms, member, birth_date
+):
+    with pytest.raises(errors.InvalidBirthDate) as raised:
+        enrol(birth_date=birth_date)
+    assert raised.value.field == "birth_date"
+    assert Member.objects.count() == 1  # only the fixture's member
+
+    with pytest.raises(errors.InvalidBirthDate):
+        member_profile_update(
+            member=member, first_name="A", last_name="B", language="nl", birth_date=birth_date
+        )
+    member.refresh_from_db()
+    assert member.birth_date == dt.date(1985, 6, 15)
+
+
+def test_an_unknown_language_is_refused_and_creates_nothing(terms):
+    with pytest.raises(errors.InvalidLanguage) as raised:
+        enrol(language="english")
+
+    assert raised.value.field == "language"
+    assert Member.objects.count() == 0 and User.objects.count() == 0
+
+
+def test_a_birth_date_120_years_ago_is_the_earliest_accepted(terms):
+    with pytest.raises(errors.InvalidBirthDate):
+        enrol(birth_date=years_ago(120, days=1))
+
+    assert enrol(birth_date=years_ago(120)).pk
+
+
+def test_an_address_of_254_characters_enrols_and_one_of_255_is_refused(terms):
+    assert enrol(email=email_address_of_length(254)).email == email_address_of_length(254)
+
+    with pytest.raises(errors.InvalidEmail) as raised:
+        enrol(email=email_address_of_length(255))
+
+    assert raised.value.field == "email" and "254" in str(raised.value.message)
+    assert Member.objects.count() == 1 and User.objects.count() == 1
+
+
+@pytest.mark.parametrize("name", ["first_name", "last_name"])
+def test_names_of_150_characters_are_kept_and_151_refused_everywhere(terms, member, name):
+    assert getattr(enrol(**{name: "n" * 150}), name) == "n" * 150
+    invited = member_invite(email="invited@example.com", **{name: "i" * 150}).member
+    assert getattr(invited, name) == "i" * 150
+
+    too_long = "x" * 151
+    profile = {"first_name": "A", "last_name": "B", name: too_long}
+    attempts = [
+        lambda: enrol(email="other@example.com", **{name: too_long}),
+        lambda: member_invite(email="again@example.com", **{name: too_long}),
+        lambda: member_profile_update(member=member, language="nl", birth_date=None, **profile),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ValidationFailed) as raised:
+            attempt()
+        assert raised.value.field == name and "150" in str(raised.value.message)
+    assert Member.objects.count() == 3
+    member.refresh_from_db()
+    assert len(getattr(member, name)) < 150
 
 
 def test_the_member_is_exactly_16_on_the_birthday(terms):

@@ -18,7 +18,11 @@ from members.services import (
     member_invite,
 )
 from tests.conftest import message_text
-from tests.factories import MemberFactory, MemberWithLoginFactory, TermsVersionFactory
+from tests.factories import (
+    MemberWithLoginFactory,
+    TermsVersionFactory,
+    email_address_of_length,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,13 +87,65 @@ def test_a_refused_enrolment_shows_the_reason_and_creates_nothing(
     assert User.objects.count() == 0
 
 
-def test_enrolling_with_an_address_that_is_taken_is_a_form_error(client, terms):
-    MemberFactory(email="sanne@example.com")
+def _page(response) -> str:
+    """The page as a visitor sees it, without the per-response CSRF token."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "", response.content.decode())
 
-    response = client.post(reverse("members:enrol"), ENROL, HTTP_ACCEPT_LANGUAGE="en")
 
-    assert "already a member" in " ".join(response.context["form"].errors["email"])
-    assert Member.objects.count() == 1
+def test_enrolling_with_a_registered_address_answers_exactly_like_a_new_one(
+    client, terms, smtp_sink, django_capture_on_commit_callbacks
+):
+    MemberWithLoginFactory(email="sanne@example.com", first_name="Sanne", language="en")
+    url = reverse("members:enrol")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        registered = client.post(url, ENROL, follow=True)
+        new = client.post(url, {**ENROL, "email": "someone.new@example.com"}, follow=True)
+
+    assert registered.redirect_chain == new.redirect_chain == [(reverse("members:enrol_sent"), 302)]
+    assert _page(registered) == _page(new)
+    messages = {message["To"]: message for message in smtp_sink.wait_for(2)}
+    assert messages["sanne@example.com"]["Subject"] == (
+        "You already have an account with Klantenclub"
+    )
+    assert "/portal/confirm/" in message_text(messages["someone.new@example.com"])
+    assert Member.objects.filter(email="sanne@example.com").count() == 1
+    assert User.objects.filter(email="sanne@example.com").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"email": "pietjepuk@example.com", "password1": "pietjepuk1"}, "password1", "similar"),
+        ({"first_name": "Wilhelmina", "password1": "wilhelmina1"}, "password1", "similar"),
+        ({"birth_date": "0001-01-01"}, "birth_date", "120 years"),
+        ({"birth_date": "2999-01-01"}, "birth_date", "future"),
+        ({"email": email_address_of_length(320)}, "email", "254"),
+    ],
+)
+def test_an_implausible_enrolment_is_a_form_error_and_creates_nothing(
+    client, terms, change, field, fragment
+):
+    data = {**ENROL, **change}
+    data["password2"] = data["password1"]
+
+    response = client.post(reverse("members:enrol"), data, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 200
+    assert fragment in " ".join(response.context["form"].errors[field])
+    assert Member.objects.count() == 0
+    assert User.objects.count() == 0
+
+
+def test_an_address_of_254_characters_enrols_and_one_of_255_is_a_form_error(client, terms):
+    url = reverse("members:enrol")
+
+    too_long = client.post(url, {**ENROL, "email": email_address_of_length(255)})
+    at_limit = client.post(url, {**ENROL, "email": email_address_of_length(254)})
+
+    assert too_long.status_code == 200 and "email" in too_long.context["form"].errors
+    assert at_limit.status_code == 302
+    assert Member.objects.get().email == email_address_of_length(254)
 
 
 def test_an_invitation_link_prefills_the_form(client, terms):
