@@ -90,7 +90,7 @@ class InviteForm(forms.Form):
 class MemberAdminForm(forms.ModelForm):
     class Meta:
         model = Member
-        fields = "__all__"
+        fields = ["status", "email", "first_name", "last_name", "birth_date", "language"]
 
     def clean_birth_date(self):
         birth_date = self.cleaned_data.get("birth_date")

@@ -197,22 +197,37 @@ def _emails(member) -> set[str]:
 
 
 def erase_sessions(member) -> None:
-    """Eraser: end every session of the member's login (they hold its id)."""
+    """Eraser: end every session of the member's login (they hold its id).
+
+    The sessions stop working at once (erasure makes the password unusable, and Django drops
+    a session whose password hash no longer matches); deleting their rows means one pass over
+    the sessions table, which is not indexed by user, so a worker does it after the commit."""
+    from loyalty.outbox.services import outbox_enqueue
+
+    if member.user_id is not None:
+        outbox_enqueue("members.tasks.end_sessions", member.user_id)
+
+
+def end_sessions(*, user_id: int) -> int:
+    """Delete the database sessions of one login; returns how many."""
     from importlib import import_module
 
     from django.apps import apps
     from django.conf import settings
+    from django.utils import timezone
 
-    if member.user_id is None or not apps.is_installed("django.contrib.sessions"):
-        return
+    if not apps.is_installed("django.contrib.sessions"):
+        return 0
     store = import_module(settings.SESSION_ENGINE).SessionStore
     if not hasattr(store, "get_model_class"):
-        return  # cache, file or cookie sessions: not in the database; they expire
-    user_id = str(member.user_id)
-    # Sessions are not indexed by user; erasure is rare, so one pass over the table.
-    for session in store.get_model_class().objects.iterator(chunk_size=2000):
-        if str(session.get_decoded().get("_auth_user_id")) == user_id:
+        return 0  # cache, file or cookie sessions: not in the database; they expire
+    ended = 0
+    sessions = store.get_model_class().objects.filter(expire_date__gt=timezone.now())
+    for session in sessions.iterator(chunk_size=2000):
+        if str(session.get_decoded().get("_auth_user_id")) == str(user_id):
             store(session_key=session.session_key).delete()
+            ended += 1
+    return ended
 
 
 def erase_login_attempts(member) -> None:

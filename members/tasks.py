@@ -81,3 +81,11 @@ def run_invitation_import(job_id: int) -> None:
     job = InvitationImport.objects.filter(pk=job_id).first()
     if job is not None and job.status == "queued":
         invitation_import_run(job=job)
+
+
+@shared_task(acks_late=True)
+def end_sessions(user_id: int) -> int:
+    """After an erasure: delete the login's sessions (safe to run twice)."""
+    from .privacy import end_sessions as end
+
+    return end(user_id=user_id)

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,7 +22,13 @@ from members import services
 from members.models import InvitationImport, Member, MemberStatus
 from rewards.models import Redemption, Reward
 from rewards.services import redemption_cancel, reward_redeem
-from tests.factories import PartnerFactory, RewardFactory, TierFactory, UserFactory
+from tests.factories import (
+    MemberWithLoginFactory,
+    PartnerFactory,
+    RewardFactory,
+    TierFactory,
+    UserFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -275,3 +282,23 @@ def test_the_export_holds_a_redemptions_cancellation(invited_member, admin_user)
     assert exported_redemption["cancelled_at"]
     assert exported_redemption["status_changed_by"] == "staff"
     assert exported_redemption["points_returned"] == Reward.objects.get(pk=reward.pk).points_cost
+
+
+def test_erasure_deletes_the_logins_sessions_after_the_commit(
+    client, program, django_capture_on_commit_callbacks
+):
+    from django.contrib.sessions.models import Session
+
+    member = MemberWithLoginFactory(email="sam@example.com")
+    client.force_login(member.user)
+    other = MemberWithLoginFactory(email="kim@example.com")
+    other_client = Client()
+    other_client.force_login(other.user)
+    assert Session.objects.count() == 2
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.member_erase(member=member)
+
+    [left] = Session.objects.all()
+    assert str(left.get_decoded()["_auth_user_id"]) == str(other.user_id)
+    assert other_client.get(reverse("portal:dashboard")).status_code == 200
