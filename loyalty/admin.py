@@ -15,6 +15,7 @@ from members.admin import MemberAdmin, ReadOnlyInline
 from members.models import Member
 
 from . import services
+from .admin_readonly import ReadOnlyAdmin
 from .admin_singleton import SingletonAdmin
 from .earning import LineInput, earning_calculate
 from .errors import ApplicationError
@@ -329,17 +330,6 @@ class PurchaseAdmin(admin.ModelAdmin):
 
 
 # --- the ledger: read-only everywhere ------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(LedgerEntry)

@@ -17,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from loyalty.admin_readonly import ReadOnlyAdmin
 from loyalty.errors import ApplicationError
 from loyalty.outbox.services import outbox_enqueue
 
@@ -284,21 +285,12 @@ class PrivacyStatementAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentRecord)
-class ConsentRecordAdmin(admin.ModelAdmin):
+class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["member", "channel", "granted", "source", "recorded_at", "terms_version"]
     list_filter = ["channel", "granted", "source"]
     search_fields = ["member__email", "=member__member_number"]
     list_select_related = ["member", "terms_version"]
     date_hierarchy = "recorded_at"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Invitation)

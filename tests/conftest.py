@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import Client, RequestFactory
 
 from loyalty.models import ProgramSettings
-from tests.factories import MemberFactory, PartnerFactory, StaffUserFactory
+from tests.factories import MemberFactory, PartnerFactory, StaffUserFactory, UserFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,19 @@ def member(db):
 @pytest.fixture
 def staff_user(db):
     return StaffUserFactory()
+
+
+@pytest.fixture
+def member_client(client, program):
+    """The test client logged in as an active English-speaking member with 500 points."""
+    from loyalty.services import points_credit
+
+    user = UserFactory(email="noor@example.com")
+    member = MemberFactory(user=user, email="noor@example.com", language="en")
+    points_credit(member=member, points=500, reason="Welcome")
+    client.force_login(user)
+    client.member = member
+    return client
 
 
 class LoginThrottledClient(Client):

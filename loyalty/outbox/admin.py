@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from loyalty.admin_readonly import ReadOnlyAdmin
+
 from .models import OutboxMessage
 from .services import outbox_dispatch_now
 
@@ -26,21 +28,12 @@ class PendingFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdmin):
     list_display = ["task", "created_at", "dispatched_at", "attempts", "last_error"]
     list_filter = [PendingFilter, "task"]
     readonly_fields = [field.name for field in OutboxMessage._meta.fields]
     actions = ["dispatch_now"]
     show_full_result_count = False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.action(description=_("Hand to the broker now"), permissions=["view"])
     def dispatch_now(self, request, queryset) -> None:

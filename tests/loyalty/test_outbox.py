@@ -15,7 +15,6 @@ from django.utils import timezone
 from loyalty.celery import app
 from loyalty.outbox import services as outbox
 from loyalty.outbox.models import OutboxMessage
-from loyalty.services import points_credit
 from members.models import Member, MemberStatus
 from members.services import member_enrol
 from rewards import codes
@@ -23,7 +22,8 @@ from rewards import services as rewards
 from rewards.models import Redemption
 from tests.concurrency import race
 from tests.conftest import broker_unreachable, message_text, wait_until
-from tests.factories import MemberFactory, RewardFactory, TermsVersionFactory, UserFactory
+from tests.factories import MemberFactory, RewardFactory, TermsVersionFactory
+from tests.members.test_views import ENROL
 
 # A task that is harmless wherever it lands: the sweep itself.
 HARMLESS = "loyalty.outbox.tasks.sweep"
@@ -132,16 +132,6 @@ def test_ten_processes_handing_over_one_message_at_once_send_it_once(broker_not_
 # --- the whole path with a real worker: the broker down during the request, then back ------
 
 
-@pytest.fixture
-def member_client(client, program):
-    user = UserFactory(email="noor@example.com")
-    member = MemberFactory(user=user, email="noor@example.com", language="en")
-    points_credit(member=member, points=500, reason="Welcome")
-    client.force_login(user)
-    client.member = member
-    return client
-
-
 def _sweep_once_idle() -> int:
     assert outbox._hand_off_thread.wait_idle(timeout=60)
     return outbox.outbox_sweep(now=timezone.now() + outbox.SWEEP_GRACE)
@@ -177,19 +167,9 @@ def test_an_enrolment_with_the_broker_down_succeeds_and_the_link_arrives_when_it
     client, program, celery_worker, smtp_sink
 ):
     TermsVersionFactory()
-    form = {
-        "email": "sanne@example.com",
-        "first_name": "Sanne",
-        "last_name": "Jansen",
-        "birth_date": "1991-04-02",
-        "language": "nl",
-        "password1": "tulips-and-windmills-42",
-        "password2": "tulips-and-windmills-42",
-        "accept_terms": "on",
-    }
 
     with broker_unreachable():
-        response = client.post(reverse("members:enrol"), form)
+        response = client.post(reverse("members:enrol"), ENROL)
         assert response.status_code == 302
         assert response["Location"] == reverse("members:enrol_sent")
         assert Member.objects.get(email="sanne@example.com").status == MemberStatus.PENDING

@@ -8,7 +8,7 @@ from django.urls import reverse
 from loyalty.services import points_credit
 from rewards import codes, services
 from rewards.models import Redemption
-from tests.factories import MemberFactory, RewardFactory, UserFactory
+from tests.factories import MemberFactory, RewardFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -16,16 +16,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def english(settings):
     settings.LANGUAGE_CODE = "en"
-
-
-@pytest.fixture
-def member_client(client, program):
-    user = UserFactory(email="noor@example.com")
-    member = MemberFactory(user=user, email="noor@example.com", language="en")
-    points_credit(member=member, points=500, reason="Welcome")
-    client.force_login(user)
-    client.member = member
-    return client
 
 
 def test_the_catalogue_separates_what_can_be_redeemed_from_what_is_in_reach(member_client):
