@@ -1,5 +1,8 @@
 """The program core in the back office: settings, partners, tiers, earning rules, purchases,
-the read-only ledger, staff point adjustments and the KPI page."""
+the read-only ledger, staff point adjustments and the KPI page.
+
+The KPI page and loyalty's part of the member pages (columns, tier filter, adjust-points page,
+points panel) are registered with the admin site in `LoyaltyConfig.ready()`."""
 
 from __future__ import annotations
 
@@ -11,13 +14,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from members.admin import MemberAdmin, ReadOnlyInline
+from members.admin import ReadOnlyInline
 from members.models import Member
 
-from . import services
+from . import selectors, services
+from .admin_api_keys import PartnerAPIKeyInline
 from .admin_readonly import ReadOnlyAdmin
 from .admin_singleton import SingletonAdmin
-from .earning import LineInput, earning_calculate
 from .errors import ApplicationError
 from .forms import AdjustPointsForm, EarningDryRunForm, RefundForm
 from .kpis import program_kpis
@@ -42,7 +45,9 @@ def _admin_context(request: HttpRequest, title: str, **extra) -> dict:
 
 
 def _show_error(form, error: ApplicationError) -> None:
-    form.add_error(error.field if error.field in form.fields else None, str(error.message))
+    # "lines[2].amount" belongs to the form's "lines" field.
+    field = (error.field or "").split("[")[0].split(".")[0]
+    form.add_error(field if field in form.fields else None, str(error.message))
 
 
 # --- program settings (a singleton) --------------------------------------------------------
@@ -85,6 +90,7 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "is_active", "contact_email", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "contact_email"]
+    inlines = [PartnerAPIKeyInline]
 
 
 @admin.register(Tier)
@@ -139,27 +145,8 @@ class EarningRuleAdmin(admin.ModelAdmin):
         form = EarningDryRunForm(request.POST or None)
         breakdown = None
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
             try:
-                amount = services.money(data["amount"])
-                lines = [
-                    LineInput(amount=services.money(line["amount"]), category=line["category"])
-                    for line in data["lines"]
-                ]
-                if lines and sum(line.amount for line in lines) != amount:
-                    form.add_error(
-                        "lines",
-                        _("The lines add up to %(sum)s, not %(amount)s.")
-                        % {"sum": sum(line.amount for line in lines), "amount": amount},
-                    )
-                else:
-                    breakdown = earning_calculate(
-                        amount=amount,
-                        channel=data["channel"],
-                        at=data["at"],
-                        tier=data["tier"],
-                        lines=lines,
-                    )
+                breakdown = services.earning_preview(**form.cleaned_data)
             except ApplicationError as error:
                 _show_error(form, error)
         return render(
@@ -431,13 +418,13 @@ class TierFilter(admin.SimpleListFilter):
 
 
 @admin.display(description=_("points"), ordering="points_account__balance")
-def member_balance(member: Member) -> int:
+def balance_column(member: Member) -> int:
     account = getattr(member, "points_account", None)
     return account.balance if account else 0
 
 
 @admin.display(description=_("tier"), ordering="points_account__tier__rank")
-def member_tier(member: Member) -> str:
+def tier_column(member: Member) -> str:
     account = getattr(member, "points_account", None)
     return account.tier.name if account and account.tier else "—"
 
@@ -462,8 +449,6 @@ def adjust_points_view(request: HttpRequest, pk: int) -> HttpResponse:
                 % {"points": entry.points, "balance": entry.balance_after},
             )
             return HttpResponseRedirect(reverse("admin:members_member_change", args=[member.pk]))
-    from .selectors import member_balance as balance_of
-
     return render(
         request,
         "admin/loyalty/adjust_points.html",
@@ -472,50 +457,33 @@ def adjust_points_view(request: HttpRequest, pk: int) -> HttpResponse:
             _("Adjust points of %(member)s") % {"member": member},
             form=form,
             member=member,
-            balance=balance_of(member=member),
+            balance=selectors.member_balance(member=member),
             opts=Member._meta,
         ),
     )
 
 
-class MemberPointsAdminPart:
-    """Loyalty's part of the member admin, attached to members' MemberAdmin at import."""
-
-    @staticmethod
-    def attach(member_admin: type[MemberAdmin]) -> None:
-        member_admin.list_display = [*member_admin.list_display, member_balance, member_tier]
-        member_admin.list_filter = [*member_admin.list_filter, TierFilter]
-        member_admin.list_select_related = [
-            *member_admin.list_select_related,
-            "points_account__tier",
-        ]
-        member_admin.change_form_template = "admin/members/member/change_form.html"
-        original_get_urls = member_admin.get_urls
-
-        def get_urls(self):
-            return [
-                path(
-                    "<int:pk>/adjust-points/",
-                    self.admin_site.admin_view(adjust_points_view),
-                    name="members_member_adjust_points",
-                )
-            ] + original_get_urls(self)
-
-        member_admin.get_urls = get_urls  # type: ignore[method-assign]
-        member_admin.page_parts = [*member_admin.page_parts, MemberPointsAdminPart.context]
-
-    @staticmethod
-    def context(request: HttpRequest, member: Member) -> dict:
-        from .selectors import account_for_member, ledger_for_member
-
-        return {
-            "points_account": account_for_member(member=member),
-            "ledger_entries": list(ledger_for_member(member=member)[:LEDGER_INLINE_ROWS]),
-            "can_adjust_points": request.user.has_perm("members.adjust_points"),
-        }
+def member_points_urls(model_admin: admin.ModelAdmin) -> list:
+    return [
+        path(
+            "<int:pk>/adjust-points/",
+            model_admin.admin_site.admin_view(adjust_points_view),
+            name="members_member_adjust_points",
+        )
+    ]
 
 
-MemberPointsAdminPart.attach(MemberAdmin)
+def member_points_context(request: HttpRequest, member: Member) -> dict:
+    return {
+        "points_account": selectors.account_for_member(member=member),
+        "ledger_entries": list(selectors.ledger_for_member(member=member)[:LEDGER_INLINE_ROWS]),
+    }
+
+
+def member_points_tools(request: HttpRequest, member: Member) -> list[tuple[str, str]]:
+    if not request.user.has_perm("members.adjust_points"):
+        return []
+    return [(_("Adjust points"), reverse("admin:members_member_adjust_points", args=[member.pk]))]
 
 
 # --- the KPI page --------------------------------------------------------------------------
@@ -539,14 +507,4 @@ def kpi_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-_original_get_urls = admin.site.get_urls
-
-
-def _site_urls():
-    return [path("kpis/", admin.site.admin_view(kpi_view), name="kpis")] + _original_get_urls()
-
-
-admin.site.get_urls = _site_urls  # type: ignore[method-assign]
-admin.site.site_header = _("Loyalty back office")
-admin.site.site_title = _("Loyalty back office")
-admin.site.index_title = _("Program management")
+from . import admin_imports  # noqa: E402, F401  (purchase imports, in their own module)

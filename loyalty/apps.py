@@ -1,5 +1,14 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.utils.translation import gettext_lazy as _
+
+
+class LoyaltyAdminConfig(admin_apps.AdminConfig):
+    """Django's admin with the project's site (loyalty/admin_site.py) as `admin.site`; named in
+    INSTALLED_APPS instead of "django.contrib.admin"."""
+
+    default = False  # `LoyaltyConfig` stays the loyalty app's config
+    default_site = "loyalty.admin_site.LoyaltyAdminSite"
 
 
 class LoyaltyConfig(AppConfig):
@@ -38,3 +47,35 @@ class LoyaltyConfig(AppConfig):
         member_privacy.register_exporter("purchases", privacy.export_purchases)
         member_privacy.register_exporter("tier_changes", privacy.export_tier_changes)
         member_privacy.register_owned_objects(privacy.owned_objects)
+
+        self._register_admin_parts()
+
+    @staticmethod
+    def _register_admin_parts() -> None:
+        """The KPI page, and points, tier, ledger and adjustments on the member's admin pages."""
+        from django.contrib import admin as django_admin
+
+        from members.models import Member
+
+        from . import admin
+        from .admin_site import admin_extensions
+
+        django_admin.site.register_page(
+            "kpis/",
+            admin.kpi_view,
+            name="kpis",
+            title=_("Program KPIs"),
+            description=_(
+                "members, purchases, points and liability against the program's objectives"
+            ),
+        )
+        admin_extensions.register(
+            Member,
+            columns=[admin.balance_column, admin.tier_column],
+            filters=[admin.TierFilter],
+            select_related=["points_account__tier"],
+            urls=admin.member_points_urls,
+            page_part=admin.member_points_context,
+            panel_template="admin/loyalty/member_points.html",
+            object_tools=admin.member_points_tools,
+        )

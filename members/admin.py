@@ -1,7 +1,8 @@
 """The members part of the back office: members, logins, invitations, terms and consent.
 
-Points, tiers and the ledger belong to `loyalty`, which `members` may not import; loyalty's
-admin adds its columns, filter, inline and actions to MemberAdmin below when it is loaded.
+Points, tiers and the ledger belong to `loyalty`, which `members` may not import; loyalty and
+segmentation add their columns, filter, pages and panels to MemberAdmin through
+`loyalty.admin_site.admin_extensions` in their `AppConfig.ready()`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin_readonly import ReadOnlyAdmin
+from loyalty.admin_site import ExtensibleModelAdmin
 from loyalty.errors import ApplicationError
-from loyalty.outbox.services import outbox_enqueue
 
 from . import services
+from .imports import import_start
 from .models import (
     ConsentRecord,
     FaqItem,
@@ -103,7 +105,7 @@ class MemberAdminForm(forms.ModelForm):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(ExtensibleModelAdmin):
     form = MemberAdminForm
     list_display = ["member_number", "full_name", "email", "status", "language", "enrolled_at"]
     list_display_links = ["member_number", "full_name"]
@@ -132,20 +134,9 @@ class MemberAdmin(admin.ModelAdmin):
     actions = ["resend_confirmation", "erase_selected"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # counting 1M members on every page costs more than it helps
-    # Other apps add their part of the member page (points, segments) without this app knowing
-    # them: each callable returns extra template context for (request, member).
-    page_parts: list = []
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # members are erased (GDPR), never deleted: the ledger keeps its owner
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        member = self.get_object(request, object_id)
-        extra = dict(extra_context or {})
-        if member is not None:
-            for part in self.page_parts:
-                extra.update(part(request, member))
-        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description=_("name"), ordering="last_name")
     def full_name(self, member: Member) -> str:
@@ -333,10 +324,9 @@ class InvitationImportForm(forms.ModelForm):
 class BackgroundImportAdmin(admin.ModelAdmin):
     """Upload a CSV; a Celery task imports it; the page shows progress and row errors.
 
-    Subclasses set `form`, `task_path` (the Celery task taking the job id), `input_fields`,
-    and the key and label of the value each row error names."""
+    Subclasses set `form`, `input_fields`, and the key and label of the value each row error
+    names; the model's `import_task` runs the import (`members.imports.import_start`)."""
 
-    task_path = ""
     input_fields = ["file"]
     error_value_key = "email"
     error_value_label = _("e-mail")
@@ -402,11 +392,7 @@ class BackgroundImportAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if change:
             return
-        obj.created_by = request.user
-        obj.status = JobStatus.QUEUED
-        with transaction.atomic():
-            obj.save()
-            outbox_enqueue(self.task_path, obj.pk)
+        import_start(job=obj, by=request.user)
 
     def response_add(self, request, obj, post_url_continue=None):
         self.message_user(
@@ -428,7 +414,6 @@ class BackgroundImportAdmin(admin.ModelAdmin):
 @admin.register(InvitationImport)
 class InvitationImportAdmin(BackgroundImportAdmin):
     form = InvitationImportForm
-    task_path = "members.tasks.run_invitation_import"
 
 
 # --- login throttling (django-axes) ------------------------------------------------------

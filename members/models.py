@@ -218,8 +218,11 @@ class BackgroundImport(models.Model):
     """A CSV import run by a Celery worker, with progress and a per-row error report.
 
     Abstract so that each app keeps its own import table (invitations here, voucher codes
-    in rewards) while the progress page and the task skeleton are shared.
+    in rewards) while the progress page and the task skeleton are shared. The steps of a run
+    are services in `members/imports.py`; `import_task` names the Celery task that runs one.
     """
+
+    import_task: str = ""
 
     file = models.FileField(_("CSV file"), upload_to="imports/%Y/%m/")
     status = models.CharField(
@@ -245,59 +248,10 @@ class BackgroundImport(models.Model):
             return 100 if self.status == JobStatus.DONE else 0
         return round(100 * self.processed_rows / self.total_rows)
 
-    # The steps every import runs through; the per-row work is the subclass's service.
-
-    def read_rows(self, *, required: str, value_key: str) -> list[tuple[int, dict]] | None:
-        """Mark the job running and return (line number, row) pairs with lower-case keys; on
-        an unreadable file or a missing column, mark it failed with the reason and return None.
-        """
-        import csv
-        import io
-
-        from django.utils.translation import gettext
-
-        self.status = JobStatus.RUNNING
-        self.save(update_fields=["status"])
-        try:
-            with self.file.open("rb") as handle:
-                text = handle.read().decode("utf-8-sig")
-            reader = csv.DictReader(io.StringIO(text))
-            header = [name.strip().lower() for name in reader.fieldnames or []]
-            if required not in header:
-                raise ValueError(
-                    gettext("The CSV needs a header row with a '%(column)s' column.")
-                    % {"column": required}
-                )
-            reader.fieldnames = header
-            # Line numbers of the file (blank lines are skipped, not counted away).
-            rows = [(reader.line_num, row) for row in reader]
-        except (UnicodeDecodeError, csv.Error, ValueError) as exc:
-            self.status = JobStatus.FAILED
-            self.errors = [{"row": 0, value_key: "", "error": str(exc)}]
-            self.finished_at = timezone.now()
-            self.save(update_fields=["status", "errors", "finished_at"])
-            return None
-        self.total_rows = len(rows)
-        self.save(update_fields=["total_rows"])
-        return rows
-
-    def report_progress(self, *, processed: int, created: int) -> None:
-        type(self)._default_manager.filter(pk=self.pk).update(
-            processed_rows=processed, created_rows=created
-        )
-
-    def finish(self, *, created: int, errors: list[dict]) -> None:
-        self.processed_rows = self.total_rows
-        self.created_rows = created
-        self.errors = errors
-        self.status = JobStatus.DONE
-        self.finished_at = timezone.now()
-        self.save(
-            update_fields=["processed_rows", "created_rows", "errors", "status", "finished_at"]
-        )
-
 
 class InvitationImport(BackgroundImport):
+    import_task = "members.tasks.run_invitation_import"
+
     class Meta(BackgroundImport.Meta):
         verbose_name = _("invitation import")
         verbose_name_plural = _("invitation imports")

@@ -168,7 +168,6 @@ class VoucherImportForm(forms.ModelForm):
 @admin.register(VoucherImport)
 class VoucherImportAdmin(BackgroundImportAdmin):
     form = VoucherImportForm
-    task_path = "rewards.tasks.run_voucher_import"
     input_fields = ["reward", "file"]
     error_value_key = "code"
     error_value_label = _("code")

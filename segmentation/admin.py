@@ -25,7 +25,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin_singleton import SingletonAdmin
-from members.admin import MemberAdmin
 from members.models import Member
 
 from . import selectors, services
@@ -432,7 +431,7 @@ def _with_header(header, rows):
     yield from rows
 
 
-# --- the member page -----------------------------------------------------------------------
+# --- the member page (registered in SegmentationConfig.ready) -----------------------------
 
 
 def member_scores_context(request: HttpRequest, member: Member) -> dict:
@@ -441,8 +440,4 @@ def member_scores_context(request: HttpRequest, member: Member) -> dict:
     return {
         "segment_scores": selectors.member_score_history(member=member),
         "segment_memberships": selectors.member_rule_segments(member=member),
-        "show_segment_panel": True,
     }
-
-
-MemberAdmin.page_parts = [*MemberAdmin.page_parts, member_scores_context]

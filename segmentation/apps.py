@@ -48,3 +48,28 @@ class SegmentationConfig(AppConfig):
             }
 
         privacy.register_exporter("segments", export_segments)
+        self._register_admin_parts()
+
+    @staticmethod
+    def _register_admin_parts() -> None:
+        """The member page's scores panel and the dashboard's link on the admin index."""
+        from django.contrib import admin as django_admin
+
+        from loyalty.admin_site import admin_extensions
+        from members.models import Member
+
+        from . import admin
+
+        admin_extensions.register(
+            Member,
+            page_part=admin.member_scores_context,
+            panel_template="admin/segmentation/member_scores.html",
+        )
+        django_admin.site.register_index_link(
+            url_name="segmentation_dashboard",
+            title=_("Segments and customer value"),
+            description=_(
+                "RFM segments, the loyalty x profitability matrix, CLV and movement between runs"
+            ),
+            permission="segmentation.view_memberscore",
+        )

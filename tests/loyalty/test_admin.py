@@ -182,3 +182,13 @@ def test_running_the_consistency_check_from_the_admin(admin_client, program, mem
     assert check.mismatch_count == 2
     assert any("differ" in str(m) for m in response.context["messages"])
     assert PointsAccount.objects.get().balance == 11
+
+
+def test_the_dry_run_checks_each_line_as_a_purchase_does(admin_client, program):
+    response = admin_client.post(
+        reverse("admin:loyalty_earningrule_dry_run"),
+        {"channel": "store", "amount": "10.00", "lines": f"{'a' * 300}=10.00", "at": ""},
+    )
+
+    assert "lines" in response.context["form"].errors
+    assert response.context["breakdown"] is None

@@ -158,3 +158,9 @@ def test_the_redemption_list_has_a_constant_number_of_queries(admin_client, rede
         points_credit(member=member, points=500, reason="Welcome")
         services.reward_redeem(member=member, reward=RewardFactory(kind="product"))
     assert queries() == few
+
+
+def test_the_admin_index_links_the_reward_performance(admin_client):
+    response = admin_client.get(reverse("admin:index"))
+
+    assert reverse("admin:rewards_performance").encode() in response.content
