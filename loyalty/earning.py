@@ -1,9 +1,16 @@
-"""How many points a purchase earns: base rate x the best matching rule x the tier multiplier."""
+"""How many points a purchase earns: base rate x the best matching rule x the tier multiplier,
+and the bonuses that later apps offer on top (a campaign's bonus offer is one).
+
+Bonus providers are registered by the apps to the right of loyalty, in their AppConfig.ready():
+`register_bonus_provider(provider)`, where `provider(facts)` returns the `Bonus`es a purchase
+earns. Each bonus is credited as its own ledger entry (kind bonus), so the member and the
+campaign's results see it apart from the purchase's points.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
@@ -27,6 +34,41 @@ class LineEarning:
     points: Decimal
 
 
+@dataclass(frozen=True)
+class PurchaseFacts:
+    """What a bonus provider is told about a purchase being earned."""
+
+    member_id: int
+    amount: Decimal
+    channel: str
+    at: dt.datetime
+    tier: str | None
+    categories: tuple[str, ...]
+    points: int  # what the purchase earns before bonuses
+
+
+@dataclass(frozen=True)
+class Bonus:
+    points: int
+    label: str  # shown to the member and in the breakdown, e.g. the campaign's name
+    source: str = "campaign"  # an EntrySource value
+    reference: str = ""  # what gave it, e.g. "campaign:12", for the provider's own figures
+
+
+BonusProvider = Callable[[PurchaseFacts], Iterable[Bonus]]
+_bonus_providers: list[BonusProvider] = []
+
+
+def register_bonus_provider(provider: BonusProvider) -> None:
+    if provider not in _bonus_providers:
+        _bonus_providers.append(provider)
+
+
+def unregister_bonus_provider(provider: BonusProvider) -> None:
+    if provider in _bonus_providers:
+        _bonus_providers.remove(provider)
+
+
 @dataclass
 class EarningBreakdown:
     base_rate: Decimal
@@ -34,6 +76,11 @@ class EarningBreakdown:
     tier_multiplier: Decimal
     lines: list[LineEarning] = field(default_factory=list)
     points: int = 0
+    bonuses: list[Bonus] = field(default_factory=list)
+
+    @property
+    def bonus_points(self) -> int:
+        return sum(bonus.points for bonus in self.bonuses)
 
     def as_dict(self) -> dict:
         return {
@@ -51,6 +98,10 @@ class EarningBreakdown:
                 for line in self.lines
             ],
             "points": self.points,
+            "bonuses": [
+                {"points": bonus.points, "label": bonus.label, "reference": bonus.reference}
+                for bonus in self.bonuses
+            ],
         }
 
 
@@ -86,8 +137,10 @@ def earning_calculate(
     lines: Sequence[LineInput] = (),
     program: ProgramSettings | None = None,
     rules: list[EarningRule] | None = None,
+    member_id: int | None = None,
 ) -> EarningBreakdown:
-    """The points a purchase earns, with the reasoning, rounded down to whole points."""
+    """The points a purchase earns, with the reasoning, rounded down to whole points; with a
+    member, also the registered providers' bonuses (a preview without one has none)."""
     program = program or ProgramSettings.load()
     rules = active_rules(at=at) if rules is None else rules
     tier_multiplier = tier.multiplier if tier is not None else Decimal("1")
@@ -112,4 +165,16 @@ def earning_calculate(
         )
         total += points
     breakdown.points = int(total.to_integral_value(rounding=ROUND_FLOOR))
+    if member_id is not None and _bonus_providers:
+        facts = PurchaseFacts(
+            member_id=member_id,
+            amount=amount,
+            channel=channel,
+            at=at,
+            tier=breakdown.tier,
+            categories=tuple(line.category for line in lines),
+            points=breakdown.points,
+        )
+        for provider in _bonus_providers:
+            breakdown.bonuses.extend(bonus for bonus in provider(facts) if bonus.points > 0)
     return breakdown

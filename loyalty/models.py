@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.core.validators import MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Cast, Round
 from django.utils import timezone
@@ -85,9 +86,23 @@ class ProgramSettings(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    CACHE_KEY = "loyalty:program-settings:v1"
+    CACHE_SECONDS = 300  # bounds what a rolled-back save could leave behind
+
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        cache.delete(self.CACHE_KEY)
+        # Again after the commit: a read in between may have cached the uncommitted row.
+        transaction.on_commit(lambda: cache.delete(self.CACHE_KEY))
+
     @classmethod
     def load(cls) -> ProgramSettings:
-        settings, _created = cls.objects.get_or_create(pk=1)
+        """The settings row, from the cache shared by every process (Redis in production);
+        every purchase, page and e-mail reads it, and it changes a few times a year."""
+        settings = cache.get(cls.CACHE_KEY)
+        if settings is None:
+            settings, _created = cls.objects.get_or_create(pk=1)
+            cache.set(cls.CACHE_KEY, settings, cls.CACHE_SECONDS)
         return settings
 
     @property
@@ -112,6 +127,12 @@ class Partner(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=PartnerKind.choices)
     contact_email = models.EmailField(_("contact e-mail"), blank=True)
     is_active = models.BooleanField(_("active"), default=True)
+    api_requests_per_minute = models.PositiveIntegerField(
+        _("API requests per minute"),
+        default=1200,
+        validators=[MinValueValidator(1)],
+        help_text=_("Per API key; more get HTTP 429 with Retry-After."),
+    )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
@@ -516,3 +537,33 @@ class ConsistencyCheck(models.Model):
     @property
     def mismatch_count(self) -> int:
         return len(self.mismatches)
+
+
+# --- purchase and refund imports (admin upload, run by a worker) ---------------------------
+from members.models import BackgroundImport  # noqa: E402
+
+
+class PurchaseImport(BackgroundImport):
+    """A partner's CSV or Excel file of purchases and refunds, recorded by a worker through
+    `purchase_record` and `purchase_refund`: a re-upload creates nothing twice."""
+
+    import_task = "loyalty.tasks.run_purchase_import"
+
+    file = models.FileField(_("CSV or Excel file"), upload_to="imports/%Y/%m/")
+    partner = models.ForeignKey(
+        Partner,
+        on_delete=models.PROTECT,
+        related_name="purchase_imports",
+        verbose_name=_("partner"),
+        help_text=_("The partner whose purchase ids the file uses."),
+    )
+    replayed_rows = models.PositiveIntegerField(_("already there"), default=0)
+    error_rows = models.PositiveIntegerField(_("rows refused"), default=0)
+
+    class Meta(BackgroundImport.Meta):
+        verbose_name = _("purchase import")
+        verbose_name_plural = _("purchase imports")
+
+    def __str__(self) -> str:
+        at = timezone.localtime(self.created_at)
+        return f"{self.partner} {at:%Y-%m-%d %H:%M} ({self.get_status_display()})"

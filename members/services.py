@@ -13,12 +13,16 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from loyalty import events
 from loyalty.errors import checked_text
 from loyalty.outbox.services import outbox_enqueue
 
+from .emails import send_templated_email
 from .errors import (
     AlreadyErased,
     BirthDateRequired,
@@ -34,15 +38,18 @@ from .errors import (
     TermsNotAccepted,
     TooYoung,
 )
+from .imports import import_finish, import_progress, import_rows
 from .models import (
     ConsentChannel,
     ConsentRecord,
     EnrolmentSource,
+    FaqItem,
     Invitation,
     InvitationImport,
     Language,
     Member,
     MemberStatus,
+    PrivacyStatement,
     TermsAcceptance,
     TermsVersion,
     User,
@@ -139,20 +146,30 @@ def consent_set(
     terms_version: TermsVersion | None = None,
 ) -> ConsentRecord:
     """Record one change of marketing consent; the newest record is the current state."""
-    return ConsentRecord.objects.create(
+    record = ConsentRecord.objects.create(
         member=member,
         channel=channel,
         granted=granted,
         source=source,
         terms_version=terms_version or current_terms(),
     )
+    events.emit(
+        "consent.changed",
+        member_id=member.pk,
+        channel=channel,
+        granted=granted,
+        source=source,
+    )
+    return record
 
 
-def consent_change(*, member: Member, granted: bool, source: str) -> bool:
+def consent_change(
+    *, member: Member, granted: bool, source: str, channel: str = ConsentChannel.EMAIL
+) -> bool:
     """Record the member's choice if it differs from the current state; True if it did."""
-    if granted == marketing_consent_granted(member=member):
+    if granted == marketing_consent_granted(member=member, channel=channel):
         return False
-    consent_set(member=member, granted=granted, source=source)
+    consent_set(member=member, granted=granted, source=source, channel=channel)
     return True
 
 
@@ -260,6 +277,13 @@ def member_enrol(
         member=member, granted=marketing_consent, source=f"enrolment:{source}", terms_version=terms
     )
     _schedule_confirmation_email(member)
+    events.emit(
+        "member.enrolled",
+        member_id=member.pk,
+        member_number=member.member_number,
+        language=member.language,
+        source=source,
+    )
     return member
 
 
@@ -332,6 +356,14 @@ def member_confirmation_resend(*, member: Member) -> None:
     _schedule_confirmation_email(member)
 
 
+def confirmation_resend_to(*, email: str) -> None:
+    """A fresh link to whoever waits for confirmation at `email`; silently nothing otherwise
+    (the caller answers the same either way: no membership enumeration)."""
+    member = Member.objects.filter(email__iexact=email, status=MemberStatus.PENDING).first()
+    if member is not None:
+        _schedule_confirmation_email(member)
+
+
 def invitation_token(*, member: Member) -> str:
     return signing.Signer(salt=INVITATION_SALT).sign(str(member.pk))
 
@@ -400,7 +432,7 @@ def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) ->
     """
     from loyalty.errors import ApplicationError
 
-    rows = job.read_rows(required="email", value_key="email")
+    rows = import_rows(job=job, required="email", value_key="email")
     if rows is None:
         return job
     errors: list[dict] = []
@@ -419,8 +451,8 @@ def invitation_import_run(*, job: InvitationImport, progress_every: int = 50) ->
         except ApplicationError as exc:
             errors.append({"row": line, "email": email, "error": str(exc.message)})
         if processed % progress_every == 0:
-            job.report_progress(processed=processed, created=created)
-    job.finish(created=created, errors=errors)
+            import_progress(job=job, processed=processed, created=created)
+    import_finish(job=job, created=created, errors=errors)
     return job
 
 
@@ -455,6 +487,23 @@ def member_profile_update(
     member.language = language
     member.birth_date = birth_date
     member.save(update_fields=["first_name", "last_name", "language", "birth_date"])
+    events.emit(
+        "member.updated",
+        member_id=member.pk,
+        fields=["first_name", "last_name", "language", "birth_date"],
+    )
+    return member
+
+
+@transaction.atomic
+def member_language_set(*, member: Member, language: str) -> Member:
+    """Change only the member's language (what a partner may change; the rest is theirs)."""
+    if language not in Language.values:
+        raise InvalidLanguage(_("Unknown language %(language)s.") % {"language": language})
+    if member.language != language:
+        member.language = language
+        member.save(update_fields=["language"])
+        events.emit("member.updated", member_id=member.pk, fields=["language"])
     return member
 
 
@@ -571,3 +620,92 @@ def member_erase(*, member: Member, by: User | None = None) -> Member:
     privacy.erase_admin_history(member, personal=personal)
     logger.info("member %s erased (by %s)", member.pk, by.pk if by else "the member")
     return member
+
+
+# --- e-mails the outbox's tasks send ---------------------------------------------------------
+
+
+def confirmation_email_send(*, member_id: int) -> bool:
+    """The confirmation link, to a member still waiting for it; False if nothing to send."""
+    member = Member.objects.filter(pk=member_id, status=MemberStatus.PENDING).first()
+    if member is None:
+        return False  # confirmed or erased meanwhile
+    send_templated_email(
+        to=member.email,
+        template="confirm_email",
+        language=member.language,
+        context={
+            "member": member,
+            "confirm_path": reverse(
+                "members:confirm", kwargs={"token": confirmation_token(member=member)}
+            ),
+        },
+    )
+    return True
+
+
+def already_member_email_send(*, member_id: int) -> bool:
+    """Someone enrolled with this active member's address: point the owner to login/reset."""
+    member = Member.objects.filter(pk=member_id, status=MemberStatus.ACTIVE).first()
+    if member is None:
+        return False  # blocked or erased meanwhile
+    send_templated_email(
+        to=member.email,
+        template="already_member",
+        language=member.language,
+        context={
+            "member": member,
+            "login_path": reverse("members:login"),
+            "password_reset_path": reverse("members:password_reset"),
+        },
+    )
+    return True
+
+
+def invitation_send(*, invitation_id: int) -> bool:
+    """The invitation link, while it is not accepted; records when it went out."""
+    invitation = (
+        Invitation.objects.select_related("member")
+        .filter(pk=invitation_id, accepted_at__isnull=True)
+        .first()
+    )
+    if invitation is None:
+        return False
+    member = invitation.member
+    send_templated_email(
+        to=member.email,
+        template="invitation",
+        language=member.language,
+        context={
+            "member": member,
+            "enrol_path": reverse("members:enrol")
+            + "?invitation="
+            + invitation_token(member=member),
+        },
+    )
+    Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now())
+    return True
+
+
+# --- content pages -----------------------------------------------------------------------------
+
+
+def faq_item_add(*, question_nl: str, question_en: str, answer_nl: str, answer_en: str) -> FaqItem:
+    """A published question at the end of the FAQ."""
+    last = FaqItem.objects.aggregate(last=Max("position"))["last"] or 0
+    return FaqItem.objects.create(
+        question_nl=checked_text(question_nl, model=FaqItem, name="question_nl"),
+        question_en=checked_text(question_en, model=FaqItem, name="question_en"),
+        answer_nl=answer_nl,
+        answer_en=answer_en,
+        position=last + 1,
+    )
+
+
+def privacy_statement_publish(*, version: str, body_nl: str, body_en: str) -> PrivacyStatement:
+    """Publish a privacy statement version (once: a version's text is what members saw)."""
+    statement, _created = PrivacyStatement.objects.get_or_create(
+        version=checked_text(version, model=PrivacyStatement, name="version"),
+        defaults={"body_nl": body_nl, "body_en": body_en},
+    )
+    return statement

@@ -12,30 +12,27 @@ and the lots, so no two paths wait on each other in reverse (docs/decisions.md).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
-from loyalty.errors import ApplicationError
-from loyalty.models import EntryKind, EntrySource
+from loyalty import events
+from loyalty.models import EntryKind, EntrySource, Partner
 from loyalty.outbox.services import outbox_enqueue
-from loyalty.selectors import account_for_member
 from loyalty.services import points_credit, points_debit
-from members.models import Member, MemberStatus, User
+from members.emails import send_templated_email
+from members.imports import import_finish, import_progress, import_rows
+from members.models import Member, User
 
 from . import codes
 from .errors import (
     InvalidCodeCount,
-    LimitReached,
     NotCancellable,
-    NotEligible,
     NotFulfillable,
     OutOfStock,
-    RewardUnavailable,
     VoucherAlreadyUsed,
     VoucherInvalid,
     VoucherNotValid,
@@ -49,86 +46,18 @@ from .models import (
     VoucherCode,
     VoucherImport,
 )
+from .qr import voucher_qr_png
+from .selectors import reward_check
 
 MAX_CODES_PER_CALL = 100_000
 
 
-@dataclass(frozen=True)
-class Standing:
-    """What eligibility depends on for one member, read once for a whole catalogue."""
-
-    tier_rank: int | None
-    rule_segment_ids: frozenset[int]
-    taken: dict[int, int]  # reward id -> redemptions not cancelled
-
-
-def member_standing(*, member: Member, reward_ids: list[int] | None = None) -> Standing:
-    """Three queries, whatever the number of rewards."""
-    from segmentation.selectors import member_rule_segments
-
-    account = account_for_member(member=member)
-    taken = (
-        Redemption.objects.filter(member=member)
-        .exclude(status=RedemptionStatus.CANCELLED)
-        .values("reward_id")
-        .annotate(count=Count("pk"))
-        .order_by()
-    )
-    if reward_ids is not None:
-        taken = taken.filter(reward_id__in=reward_ids)
-    return Standing(
-        tier_rank=account.tier.rank if account and account.tier else None,
-        rule_segment_ids=frozenset(segment.pk for segment in member_rule_segments(member=member)),
-        taken={row["reward_id"]: row["count"] for row in taken},
-    )
-
-
-def reward_refusal(
-    *, member: Member, reward: Reward, standing: Standing, now: dt.datetime
-) -> ApplicationError | None:
-    """Why this member cannot redeem this reward now, or None (points are checked by the
-    debit). `reward.segments` should be prefetched."""
-    if (
-        not reward.is_active
-        or (reward.valid_from and now < reward.valid_from)
-        or (reward.valid_until and now >= reward.valid_until)
-    ):
-        return RewardUnavailable()
-    if member.status != MemberStatus.ACTIVE:
-        return NotEligible()
-    tier = reward.minimum_tier
-    if tier is not None and (standing.tier_rank is None or standing.tier_rank < tier.rank):
-        return NotEligible(_("This reward is for %(tier)s members and up.") % {"tier": tier})
-    segment_ids = {segment.pk for segment in reward.segments.all()}
-    if segment_ids and not segment_ids & standing.rule_segment_ids:
-        return NotEligible()
-    if (
-        reward.limit_per_member is not None
-        and standing.taken.get(reward.pk, 0) >= reward.limit_per_member
-    ):
-        return LimitReached()
-    if reward.stock == 0:
-        return OutOfStock()
-    return None
-
-
-def reward_check(*, member: Member, reward: Reward, now: dt.datetime | None = None) -> None:
-    """Raise the reason this member cannot redeem this reward now (reads only; the
-    redemption repeats it under the reward's lock)."""
-    refusal = reward_refusal(
-        member=member,
-        reward=reward,
-        standing=member_standing(member=member, reward_ids=[reward.pk]),
-        now=now or timezone.now(),
-    )
-    if refusal is not None:
-        raise refusal
-
-
 @transaction.atomic
-def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
+def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = None) -> Redemption:
     """Debit the points, take one from stock, claim a code and record the redemption, or
-    raise why not and change nothing. The voucher e-mail goes out after the commit."""
+    raise why not and change nothing. The voucher e-mail goes out after the commit.
+
+    `partner`: the partner whose API key asks (only it sees the redemption on the API)."""
     reward = (
         Reward.objects.select_for_update(of=("self",))
         .select_related("minimum_tier")
@@ -172,12 +101,21 @@ def reward_redeem(*, member: Member, reward: Reward) -> Redemption:
         voucher=voucher,
         code=voucher.code if voucher else "",
         ledger_entry=entry,
+        partner=partner,
         valid_until=now + dt.timedelta(days=reward.voucher_valid_days)
         if reward.kind != RewardKind.PRODUCT
         else None,
         created_at=now,
     )
     outbox_enqueue("rewards.tasks.send_redemption_email", redemption.pk)
+    events.emit(
+        "reward.redeemed",
+        member_id=member.pk,
+        redemption_id=redemption.pk,
+        reward_id=reward.pk,
+        points=redemption.points,
+        status=redemption.status,
+    )
     return redemption
 
 
@@ -227,6 +165,13 @@ def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Rede
     redemption.changed_at = timezone.now()
     redemption.changed_by = by
     redemption.save(update_fields=["refund_entry", "status", "changed_at", "changed_by"])
+    events.emit(
+        "redemption.cancelled",
+        member_id=redemption.member_id,
+        redemption_id=redemption.pk,
+        reward_id=reward.pk,
+        points_returned=redemption.points,
+    )
     return redemption
 
 
@@ -243,10 +188,20 @@ def redemption_fulfil(*, redemption: Redemption, by: User | None = None) -> Rede
     return redemption
 
 
-def voucher_validate(*, code: str, now: dt.datetime | None = None) -> Redemption:
+def _codes_of(partner: Partner | None):
+    """Voucher codes a caller may know about: a supplying partner only its own rewards' (to
+    others a code answers as if it did not exist); staff and the portal every code."""
+    if partner is None:
+        return VoucherCode.objects.all()
+    return VoucherCode.objects.filter(reward__partner=partner)
+
+
+def voucher_validate(
+    *, code: str, now: dt.datetime | None = None, partner: Partner | None = None
+) -> Redemption:
     """The redemption behind a code that can be used now, or why it cannot."""
     now = now or timezone.now()
-    voucher = VoucherCode.objects.filter(code=codes.normalise(code)).first()
+    voucher = _codes_of(partner).filter(code=codes.normalise(code)).first()
     if voucher is None:
         raise VoucherInvalid()
     redemption = Redemption.objects.filter(voucher=voucher).select_related("reward").first()
@@ -258,7 +213,8 @@ def _usable(*, voucher: VoucherCode, redemption: Redemption | None, now: dt.date
     if voucher.status == CodeStatus.USED:
         raise VoucherAlreadyUsed(
             _("This voucher was used on %(date)s.")
-            % {"date": timezone.localtime(voucher.used_at).strftime("%d-%m-%Y %H:%M")}
+            % {"date": timezone.localtime(voucher.used_at).strftime("%d-%m-%Y %H:%M")},
+            used_at=timezone.localtime(voucher.used_at).isoformat() if voucher.used_at else None,
         )
     if voucher.status == CodeStatus.VOID or (
         redemption is not None and redemption.status == RedemptionStatus.CANCELLED
@@ -272,15 +228,19 @@ def _usable(*, voucher: VoucherCode, redemption: Redemption | None, now: dt.date
 
 
 @transaction.atomic
-def voucher_use(*, code: str, by: User | None = None) -> Redemption:
+def voucher_use(*, code: str, by: User | None = None, partner: Partner | None = None) -> Redemption:
     """Mark a voucher used, once; a second use is refused with the moment of the first.
+    A `partner` may use only codes of the rewards it supplies (others: VoucherInvalid).
 
     Locks the redemption before the code (the module's lock order), so a cancellation of the
     same redemption at the same moment waits for this one, or this one for it, and the second
     gets a clean refusal."""
     normalised = codes.normalise(code)
+    known = _codes_of(partner)
     redemption_id = (
-        Redemption.objects.filter(voucher__code=normalised).values_list("pk", flat=True).first()
+        Redemption.objects.filter(voucher__in=known.filter(code=normalised))
+        .values_list("pk", flat=True)
+        .first()
     )
     locked = None
     if redemption_id is not None:
@@ -289,7 +249,7 @@ def voucher_use(*, code: str, by: User | None = None) -> Redemption:
             .select_related("reward")
             .get(pk=redemption_id)
         )
-    voucher = VoucherCode.objects.select_for_update().filter(code=normalised).first()
+    voucher = known.select_for_update(of=("self",)).filter(code=normalised).first()
     if voucher is None:
         raise VoucherInvalid()
     now = timezone.now()
@@ -328,7 +288,7 @@ def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
 
     Empty, too long, repeated or already known codes are reported per row and skipped; the
     others are inserted in chunks, each chunk in one transaction. Progress per chunk."""
-    read = job.read_rows(required="code", value_key="code")
+    read = import_rows(job=job, required="code", value_key="code")
     if read is None:
         return job
     rows = [(line, codes.normalise(row.get("code") or "")) for line, row in read]
@@ -371,6 +331,33 @@ def voucher_import_run(*, job: VoucherImport) -> VoucherImport:
                     errors.append(
                         {"row": 0, "code": voucher.code, "error": _("The code already exists.")}
                     )
-        job.report_progress(processed=begin + len(chunk), created=created)
-    job.finish(created=created, errors=errors)
+        import_progress(job=job, processed=begin + len(chunk), created=created)
+    import_finish(job=job, created=created, errors=errors)
     return job
+
+
+def redemption_email_send(*, redemption_id: int) -> bool:
+    """The benefit carrier: the reward, its code with a scannable QR code, and its validity;
+    False when the redemption was cancelled before the mail went out."""
+    redemption = (
+        Redemption.objects.select_related("member", "reward", "reward__partner")
+        .filter(pk=redemption_id)
+        .exclude(status=RedemptionStatus.CANCELLED)
+        .first()
+    )
+    if redemption is None:
+        return False
+    images = {"voucher-qr": voucher_qr_png(redemption.code)} if redemption.code else {}
+    send_templated_email(
+        to=redemption.member.email,
+        template="redemption",
+        language=redemption.member.language,
+        context={
+            "member": redemption.member,
+            "redemption": redemption,
+            "reward": redemption.reward,
+            "code": codes.display(redemption.code) if redemption.code else "",
+        },
+        inline_images=images,
+    )
+    return True

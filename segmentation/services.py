@@ -25,9 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from loyalty import events
 from loyalty.outbox.services import outbox_enqueue
 from loyalty.pgcopy import copy_binary
 from members.models import User
@@ -43,7 +45,7 @@ from .models import (
 )
 from .pipeline import Parameters, compute_scores
 from .rules import RuleNeeds, rule_mask, rule_needs, validate_rule
-from .selectors import consenting_ids, member_attributes, run_inputs
+from .run_inputs import consenting_ids, member_attributes, run_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +196,7 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         if not parallel:
             timed("write_scores", write_all_scores)
             timed("write_rule_segments", write_members)
-        timed("swap", lambda: _make_current(run))
+        previous_id = timed("swap", lambda: _replace_current_run(run))
         info.update(
             window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()
         )
@@ -208,6 +210,8 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             timings=timings,
             parameters=info,
         )
+        if events.has_subscribers("segment.changed"):
+            timed("segment_events", lambda: _tell_segment_changes(run.pk, previous_id))
         # Deleting an old snapshot (a million rows) is cleanup, not part of the swap: it
         # runs after the commit, in its own task, and never holds up the new run.
         transaction.on_commit(_prune_later)
@@ -319,9 +323,45 @@ def _bulk_insert(table: str, columns: list[tuple[str, str, np.ndarray]]) -> None
         )
 
 
-def _make_current(run: SegmentationRun) -> None:
-    # Inside the write transaction: others see the old current run until the commit.
-    SegmentationRun.objects.filter(is_current=True).exclude(pk=run.pk).update(is_current=False)
+def _replace_current_run(run: SegmentationRun) -> int | None:
+    """Un-mark the current run (the caller marks `run` current in the same transaction, so
+    others see the old one until the commit); returns the run it replaces."""
+    previous = SegmentationRun.objects.filter(is_current=True).exclude(pk=run.pk)
+    previous_id = previous.values_list("pk", flat=True).first()
+    previous.update(is_current=False)
+    return previous_id
+
+
+def _tell_segment_changes(run_id: int, previous_id: int | None) -> None:
+    """`segment.changed` for every member whose named segment or quadrant differs from the
+    replaced run (or who is new in it); streamed, so a million movers never sit in memory."""
+    before = MemberScore.objects.filter(run_id=previous_id, member_id=OuterRef("member_id"))
+    moved = (
+        MemberScore.objects.filter(run_id=run_id)
+        .annotate(
+            segment_before=Subquery(before.values("segment")[:1]),
+            quadrant_before=Subquery(before.values("quadrant")[:1]),
+        )
+        .filter(
+            Q(segment_before__isnull=True)
+            | ~Q(segment=F("segment_before"))
+            | ~Q(quadrant=F("quadrant_before"))
+        )
+        .values_list("member_id", "segment", "quadrant", "segment_before", "quadrant_before")
+        .order_by()
+    )
+    for member_id, segment, quadrant, segment_before, quadrant_before in moved.iterator(
+        chunk_size=5000
+    ):
+        events.emit(
+            "segment.changed",
+            member_id=member_id,
+            run_id=run_id,
+            segment=segment,
+            quadrant=quadrant,
+            segment_before=segment_before,
+            quadrant_before=quadrant_before,
+        )
 
 
 def runs_prune() -> int:

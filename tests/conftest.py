@@ -53,6 +53,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="Debian's chromium is not installed"))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_program_settings_cache():
+    """The settings row is cached across processes; each test starts from its own database."""
+    from django.core.cache import cache
+
+    cache.delete(ProgramSettings.CACHE_KEY)
+    yield
+    cache.delete(ProgramSettings.CACHE_KEY)
+
+
 @pytest.fixture
 def program(db) -> ProgramSettings:
     settings_row = ProgramSettings.load()

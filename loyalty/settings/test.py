@@ -14,6 +14,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Test runs share Redis with each other and with their worker: cached rows (program settings)
+# are kept per test database, which the worker names as "test_<name>".
+CACHES["default"]["KEY_PREFIX"] = str(DATABASES["default"]["NAME"]).removeprefix("test_")  # noqa: F405
 # Serve static files from the app folders (no collectstatic in tests).
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+# Webhook receivers on 127.0.0.1 over http (the SSRF guard is tested with it switched off).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True

@@ -116,7 +116,7 @@ def test_a_failure_midway_leaves_the_previous_run_current(demo_program, monkeypa
     def broken(run):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "_make_current", broken)
+    monkeypatch.setattr(services, "_replace_current_run", broken)
     failed = services.recalculate(now=NOW + dt.timedelta(days=1))
 
     assert failed.status == RunStatus.FAILED and not failed.is_current
@@ -209,7 +209,7 @@ def test_staged_writes_on_two_connections_vanish_when_the_run_fails(monkeypatch)
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(services, "write_memberships", write_then_count)
-    monkeypatch.setattr(services, "_make_current", broken)
+    monkeypatch.setattr(services, "_replace_current_run", broken)
     failed = services.recalculate(now=NOW + dt.timedelta(days=1))
 
     assert failed.status == RunStatus.FAILED and "disk full" in failed.error
@@ -270,7 +270,7 @@ def test_an_abandoned_run_loses_its_staged_rows():
 
 
 def _inputs_for_a_run():
-    from segmentation.selectors import purchase_aggregates, scored_member_ids
+    from segmentation.run_inputs import purchase_aggregates, scored_member_ids
 
     aggregates = purchase_aggregates(now=NOW, window_start=NOW - dt.timedelta(days=365))
     return aggregates, scored_member_ids()
@@ -282,7 +282,7 @@ def test_the_aggregate_on_two_connections_equals_one_connection():
     from django.db import transaction
 
     from members.models import Member, MemberStatus
-    from segmentation.selectors import purchase_aggregates, run_inputs
+    from segmentation.run_inputs import purchase_aggregates, run_inputs
 
     demo.seed(demo.DemoSpec(members=200, lines=False, now=NOW))
     window = NOW - dt.timedelta(days=365)
@@ -324,3 +324,26 @@ def test_the_worker_recalculates_and_the_task_is_safe_to_deliver_twice(celery_wo
     # A second delivery of the same message changes nothing.
     assert recalculate_segments.apply(args=[run.pk]).get() == run.pk
     assert SegmentationRun.objects.count() == 1
+
+
+def test_segment_changes_are_told_per_member_that_moved_and_only_to_listeners(demo_program):
+    from loyalty import events
+
+    seen = []
+    events.subscribe("segment.changed", seen.append)
+    try:
+        first = services.recalculate(now=NOW)
+        told_first = list(seen)
+        seen.clear()
+        services.recalculate(now=NOW)  # the same data at the same moment: nobody moved
+        told_again = list(seen)
+    finally:
+        events.unsubscribe("segment.changed", seen.append)
+    services.recalculate(now=NOW + dt.timedelta(days=400))  # nobody listens: nothing computed
+
+    assert len(told_first) == first.member_count > 0  # all new in the first run
+    event = told_first[0]
+    score = MemberScore.objects.get(run=first, member_id=event.member_id)
+    assert event.data["segment"] == score.segment and event.data["segment_before"] is None
+    assert told_again == []
+    assert "segment_events" not in current_run().timings

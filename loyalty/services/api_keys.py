@@ -1,0 +1,55 @@
+"""Partners' API keys: created (the key is shown once), changed, revoked."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from members.models import User
+
+from ..errors import ValidationFailed
+from ..models import Partner
+from ..partner_api.models import ApiScope, PartnerAPIKey
+
+
+def _checked_scopes(scopes) -> list[str]:
+    unknown = sorted(set(scopes) - set(ApiScope.values))
+    if unknown:
+        raise ValidationFailed(
+            _("Unknown scopes: %(scopes)s.") % {"scopes": ", ".join(unknown)}, field="scopes"
+        )
+    if not scopes:
+        raise ValidationFailed(_("Choose at least one scope."), field="scopes")
+    return sorted(set(scopes))
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    partner: Partner,
+    name: str,
+    scopes: list[str],
+    expires_at: dt.datetime | None = None,
+    created_by: User | None = None,
+) -> tuple[PartnerAPIKey, str]:
+    """A new key for the partner; returns the record and the key, which is stored only hashed:
+    show it to the person now, it cannot be read back."""
+    name = (name or "").strip()
+    if not name:
+        raise ValidationFailed(_("Give the key a name, e.g. the till or system using it."))
+    return PartnerAPIKey.objects.create_key(
+        partner=partner,
+        name=name[:50],
+        scopes=_checked_scopes(scopes),
+        expiry_date=expires_at,
+        created_by=created_by,
+    )
+
+
+def api_key_revoke(*, api_key: PartnerAPIKey) -> PartnerAPIKey:
+    """From now on the key is refused (401); a revocation cannot be undone."""
+    PartnerAPIKey.objects.filter(pk=api_key.pk).update(revoked=True)
+    api_key.refresh_from_db()
+    return api_key

@@ -1,0 +1,348 @@
+"""The points ledger: every change of points is an entry appended under the account's lock.
+
+Every change goes through `_credit` or `_debit`, which run with the member's PointsAccount row
+locked, append the entry (and tell its domain event) and update the cached balance in the same
+transaction. Lock order everywhere: purchase row, then account row, then lots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from dateutil.relativedelta import relativedelta
+from django.db import IntegrityError, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import F
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from members.models import Member, User
+
+from .. import events
+from ..errors import (
+    InsufficientPoints,
+    InvalidPoints,
+    ReasonRequired,
+    checked_text,
+)
+from ..models import (
+    EntryKind,
+    EntrySource,
+    LedgerEntry,
+    PointsAccount,
+    ProgramSettings,
+    Purchase,
+    Refund,
+)
+
+logger = logging.getLogger(__name__)
+
+# Points, balances and points_earned are IntegerFields: 32 bits on PostgreSQL.
+POINTS_MAX = BaseDatabaseOperations.integer_field_ranges["IntegerField"][1]
+
+
+def _checked_reason(reason: str) -> str:
+    """A ledger reason: required, stripped, and within the column."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ReasonRequired()
+    return checked_text(reason, model=LedgerEntry, name="reason")
+
+
+def _in_member_language(
+    member_id: int, message: str, *, language: str | None = None, **params: object
+) -> str:
+    """A ledger reason written in the member's language: the portal shows it as stored
+    (the language is read unless the caller has the member at hand)."""
+    if language is None:
+        language = Member.objects.filter(pk=member_id).values_list("language", flat=True).first()
+    with translation.override(language or None):
+        text = _(message)
+    return text % params if params else text
+
+
+def account_lock(*, member: Member) -> PointsAccount:
+    """The member's account row, locked for this transaction (created on first use)."""
+    account = PointsAccount.objects.select_for_update().filter(member=member).first()
+    if account is None:
+        try:
+            with transaction.atomic():
+                PointsAccount.objects.create(member=member)
+        except IntegrityError:
+            pass  # created concurrently; lock the winner's row below
+        account = PointsAccount.objects.select_for_update().get(member=member)
+    return account
+
+
+def _expiry_for(at: dt.datetime, program: ProgramSettings) -> dt.datetime | None:
+    if not program.points_expiry_months:
+        return None
+    return at + relativedelta(months=program.points_expiry_months)
+
+
+def _ensure_points_fit(account: PointsAccount, points: int) -> None:
+    """Refuse a credit the integer columns cannot hold (rather than a database error)."""
+    if points > POINTS_MAX or account.balance + points > POINTS_MAX:
+        raise InvalidPoints(
+            _("An account can hold at most %(max)d points.") % {"max": POINTS_MAX},
+            max=POINTS_MAX,
+        )
+
+
+def _credit(
+    *,
+    account: PointsAccount,
+    points: int,
+    kind: str,
+    reason: str,
+    source: str,
+    purchase: Purchase | None = None,
+    refund: Refund | None = None,
+    created_by: User | None = None,
+    at: dt.datetime | None = None,
+    program: ProgramSettings | None = None,
+) -> LedgerEntry:
+    at = at or timezone.now()
+    _ensure_points_fit(account, points)
+    account.balance += points
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") + points, updated_at=timezone.now()
+    )
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=points,
+        balance_after=account.balance,
+        reason=reason,
+        source=source,
+        purchase=purchase,
+        refund=refund,
+        created_by=created_by,
+        created_at=at,
+        expires_at=_expiry_for(at, program or ProgramSettings.load()),
+        remaining_points=points,
+    )
+    return _told(entry, member_id=account.member_id)
+
+
+_EVENT_OF_KIND = {
+    EntryKind.EARN: "points.earned",
+    EntryKind.BONUS: "points.earned",
+    EntryKind.REDEEM: "points.redeemed",
+    EntryKind.EXPIRE: "points.expired",
+    EntryKind.ADJUST: "points.adjusted",
+    EntryKind.REVERSAL: "points.reversed",
+}
+
+
+def _told(entry: LedgerEntry, *, member_id: int) -> LedgerEntry:
+    """Emit the domain event of a new ledger entry (in its transaction)."""
+    events.emit(
+        _EVENT_OF_KIND[EntryKind(entry.kind)],
+        member_id=member_id,
+        entry_id=entry.pk,
+        kind=entry.kind,
+        points=entry.points,
+        balance=entry.balance_after,
+        source=entry.source,
+        purchase_id=entry.purchase_id,
+    )
+    return entry
+
+
+def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry | None:
+    lots = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(account=account, remaining_points__gt=0, expires_at__lte=now)
+        .order_by("pk")
+    )
+    expired = sum(lot.remaining_points for lot in lots)
+    if not expired:
+        return None
+    LedgerEntry.objects.filter(pk__in=[lot.pk for lot in lots]).update(
+        expired_points=F("expired_points") + F("remaining_points"), remaining_points=0
+    )
+    account.balance -= expired
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") - expired, updated_at=timezone.now()
+    )
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=EntryKind.EXPIRE,
+        points=-expired,
+        balance_after=account.balance,
+        reason=_in_member_language(account.member_id, gettext_noop("Points expired")),
+        source=EntrySource.SYSTEM,
+        created_at=now,
+    )
+    return _told(entry, member_id=account.member_id)
+
+
+def _debit(
+    *,
+    account: PointsAccount,
+    points: int,
+    kind: str,
+    reason: str,
+    source: str,
+    purchase: Purchase | None = None,
+    refund: Refund | None = None,
+    created_by: User | None = None,
+    prefer_lot: LedgerEntry | None = None,
+) -> LedgerEntry:
+    """Take points from the oldest lots first (a preferred lot before them), never below 0."""
+    now = timezone.now()
+    _expire_due_lots(account=account, now=now)  # expired points cannot be spent
+    if points > account.balance:
+        raise InsufficientPoints(
+            _("%(needed)d points needed, %(balance)d available.")
+            % {"needed": points, "balance": account.balance},
+            needed=points,
+            balance=account.balance,
+        )
+    lots = list(
+        LedgerEntry.objects.select_for_update()
+        .filter(account=account, remaining_points__gt=0)
+        .order_by(F("expires_at").asc(nulls_last=True), "created_at", "pk")
+    )
+    if prefer_lot is not None:
+        lots.sort(key=lambda lot: lot.pk != prefer_lot.pk)  # stable: the rest stay FIFO
+    left = points
+    changed = []
+    for lot in lots:
+        if not left:
+            break
+        take = min(left, lot.remaining_points)
+        lot.remaining_points -= take
+        left -= take
+        changed.append(lot)
+    if left:  # the lots disagree with the cached balance: refuse rather than corrupt
+        raise InsufficientPoints(_("The points lots do not cover this debit."))
+    LedgerEntry.objects.bulk_update(changed, ["remaining_points"])
+    account.balance -= points
+    PointsAccount.objects.filter(pk=account.pk).update(
+        balance=F("balance") - points, updated_at=now
+    )
+    entry = LedgerEntry.objects.create(
+        account=account,
+        kind=kind,
+        points=-points,
+        balance_after=account.balance,
+        reason=reason,
+        source=source,
+        purchase=purchase,
+        refund=refund,
+        created_by=created_by,
+        created_at=now,
+    )
+    return _told(entry, member_id=account.member_id)
+
+
+def _whole_points(points: int) -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise InvalidPoints()
+    return points
+
+
+@transaction.atomic
+def points_credit(
+    *,
+    member: Member,
+    points: int,
+    kind: str = EntryKind.BONUS,
+    reason: str,
+    source: str = EntrySource.SYSTEM,
+    created_by: User | None = None,
+) -> LedgerEntry:
+    """Add points (bonus, campaign, refund of a cancelled redemption) as a new lot."""
+    if _whole_points(points) < 0:
+        raise InvalidPoints(_("Use points_debit to take points away."))
+    reason = _checked_reason(reason)
+    account = account_lock(member=member)
+    return _credit(
+        account=account,
+        points=points,
+        kind=kind,
+        reason=reason,
+        source=source,
+        created_by=created_by,
+    )
+
+
+@transaction.atomic
+def points_debit(
+    *,
+    member: Member,
+    points: int,
+    kind: str = EntryKind.REDEEM,
+    reason: str,
+    source: str = EntrySource.REDEMPTION,
+    created_by: User | None = None,
+) -> LedgerEntry:
+    """Take points away, oldest lots first, or raise InsufficientPoints and change nothing."""
+    if _whole_points(points) < 0:
+        raise InvalidPoints(_("Debit a positive number of points."))
+    reason = _checked_reason(reason)
+    account = account_lock(member=member)
+    return _debit(
+        account=account,
+        points=points,
+        kind=kind,
+        reason=reason,
+        source=source,
+        created_by=created_by,
+    )
+
+
+@transaction.atomic
+def points_adjust(*, member: Member, points: int, reason: str, staff_user: User) -> LedgerEntry:
+    """A staff correction with a mandatory reason; audited by the entry's `created_by`."""
+    _whole_points(points)
+    reason = _checked_reason(reason)
+    account = account_lock(member=member)
+    if points > 0:
+        entry = _credit(
+            account=account,
+            points=points,
+            kind=EntryKind.ADJUST,
+            reason=reason,
+            source=EntrySource.STAFF,
+            created_by=staff_user,
+        )
+    else:
+        entry = _debit(
+            account=account,
+            points=-points,
+            kind=EntryKind.ADJUST,
+            reason=reason,
+            source=EntrySource.STAFF,
+            created_by=staff_user,
+        )
+    logger.info(
+        "points adjusted",
+        extra={"member": member.pk, "points": points, "staff_user": staff_user.pk},
+    )
+    return entry
+
+
+def points_expire(*, now: dt.datetime | None = None) -> int:
+    """Expire what remains of every lot past its expiry date; returns the points expired.
+
+    One short transaction per account, so the nightly run never holds many locks; running it
+    twice expires nothing more.
+    """
+    now = now or timezone.now()
+    account_ids = list(
+        LedgerEntry.objects.filter(remaining_points__gt=0, expires_at__lte=now)
+        .values_list("account_id", flat=True)
+        .distinct()
+        .order_by("account_id")
+    )
+    total = 0
+    for account_id in account_ids:
+        with transaction.atomic():
+            account = PointsAccount.objects.select_for_update().get(pk=account_id)
+            entry = _expire_due_lots(account=account, now=now)
+            total += -entry.points if entry else 0
+    return total
