@@ -4,7 +4,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "portal"
+app_name = "points"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

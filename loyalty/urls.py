@@ -6,10 +6,11 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("loyalty.api_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("portal/", include("members.urls")),
-    path("portal/", include("loyalty.portal_urls")),
+    path("portal/", include("loyalty.points_urls")),
     path("portal/rewards/", include("rewards.urls")),
-    path("", RedirectView.as_view(pattern_name="portal:dashboard", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="points:dashboard", permanent=False)),
 ]
 urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

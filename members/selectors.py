@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import F, QuerySet, Window
+from django.db.models import F, OuterRef, QuerySet, Subquery, Window
 from django.db.models.functions import FirstValue, RowNumber
+from django.utils import timezone
 
 from .errors import MemberNotFound
-from .models import ConsentChannel, ConsentRecord, Member
+from .models import ConsentChannel, ConsentRecord, FaqItem, Member, PrivacyStatement
 
 
 def consenting_member_ids(*, channel: str = ConsentChannel.EMAIL) -> QuerySet:
@@ -60,3 +61,24 @@ def member_get(*, query: str) -> Member:
     if member is None:
         raise MemberNotFound()
     return member
+
+
+def members_with_email_consent() -> QuerySet[Member]:
+    """Every member, with `email_consent` (their newest e-mail consent record's choice, or
+    None): one subquery per row served by the (member, channel, -recorded_at, -id) index, so
+    a page of any size costs one query."""
+    newest = (
+        ConsentRecord.objects.filter(member=OuterRef("pk"), channel=ConsentChannel.EMAIL)
+        .order_by("-recorded_at", "-pk")
+        .values("granted")[:1]
+    )
+    return Member.objects.annotate(email_consent=Subquery(newest))
+
+
+def published_faq() -> QuerySet[FaqItem]:
+    return FaqItem.objects.filter(is_published=True)
+
+
+def current_privacy_statement() -> PrivacyStatement | None:
+    """The newest published version (the model orders newest first)."""
+    return PrivacyStatement.objects.filter(published_at__lte=timezone.now()).first()

@@ -7,43 +7,18 @@ class RewardsConfig(AppConfig):
     verbose_name = _("Rewards")
 
     def ready(self) -> None:
+        from django.contrib import admin as django_admin
+
         from members import privacy
 
-        def export_redemptions(member) -> list[dict]:
-            from .models import Redemption, RedemptionStatus
+        django_admin.site.register_index_link(
+            url_name="rewards_performance",
+            title=_("Reward performance"),
+            description=_("redemptions, points spent and cost per month and partner"),
+            permission="rewards.view_redemption",
+        )
 
-            redemptions = list(
-                Redemption.objects.filter(member=member)
-                .order_by("created_at", "pk")
-                .values(
-                    "reward__name_en",
-                    "reward__name_nl",
-                    "points",
-                    "status",
-                    "code",
-                    "created_at",
-                    "valid_until",
-                    "changed_at",
-                    "changed_by_id",
-                    "refund_entry__points",
-                )
-            )
-            for redemption in redemptions:
-                # Who changed the status: the member, or staff (whose name is not the member's).
-                changed_by = redemption.pop("changed_by_id")
-                if changed_by is not None:
-                    changed_by = "member" if changed_by == member.user_id else "staff"
-                redemption["status_changed_at"] = redemption.pop("changed_at")
-                redemption["status_changed_by"] = changed_by
-                cancelled = redemption["status"] == RedemptionStatus.CANCELLED
-                redemption["cancelled_at"] = redemption["status_changed_at"] if cancelled else None
-                redemption["points_returned"] = redemption.pop("refund_entry__points") or 0
-            return redemptions
+        from . import privacy as rewards_privacy
 
-        def owned_redemptions(member) -> list:
-            from .models import Redemption
-
-            return [Redemption.objects.filter(member=member)]
-
-        privacy.register_exporter("rewards", export_redemptions)
-        privacy.register_owned_objects(owned_redemptions)
+        privacy.register_exporter("rewards", rewards_privacy.export_redemptions)
+        privacy.register_owned_objects(rewards_privacy.owned_redemptions)

@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import secrets
 
+from stdnum import luhn
+
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # 31 characters
 BODY_LENGTH = 10
 
 
-def _check_character(body: str) -> str:
-    """Luhn mod N over the alphabet (doubling every second character from the right)."""
-    base = len(ALPHABET)
-    total = 0
-    for position, character in enumerate(reversed(body)):
-        value = ALPHABET.index(character)
-        if position % 2 == 0:
-            value *= 2
-            value = value // base + value % base
-        total += value
-    return ALPHABET[(base - total % base) % base]
-
-
 def generate() -> str:
     body = "".join(secrets.choice(ALPHABET) for _ in range(BODY_LENGTH))
-    return body + _check_character(body)
+    return body + luhn.calc_check_digit(body, alphabet=ALPHABET)
 
 
 def normalise(text: str) -> str:
@@ -41,7 +30,7 @@ def is_well_formed(code: str) -> bool:
     return (
         len(code) == BODY_LENGTH + 1
         and all(character in ALPHABET for character in code)
-        and _check_character(code[:-1]) == code[-1]
+        and luhn.is_valid(code, alphabet=ALPHABET)
     )
 
 

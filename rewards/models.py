@@ -165,6 +165,16 @@ class Redemption(models.Model):
     changed_by = models.ForeignKey(
         "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The partner whose API key created it (None: the portal or the admin). Only that partner
+    # sees and cancels it through the API.
+    partner = models.ForeignKey(
+        "loyalty.Partner",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("redeemed through partner"),
+    )
 
     class Meta:
         verbose_name = _("redemption")
@@ -178,9 +188,23 @@ class Redemption(models.Model):
     def __str__(self) -> str:
         return f"{self.reward} — {self.member}"
 
+    @property
+    def is_issued(self) -> bool:
+        return self.status == RedemptionStatus.ISSUED
+
+    @property
+    def is_requested(self) -> bool:
+        return self.status == RedemptionStatus.REQUESTED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == RedemptionStatus.CANCELLED
+
 
 class VoucherImport(BackgroundImport):
     """A partner's CSV of voucher codes for one reward, imported by a worker."""
+
+    import_task = "rewards.tasks.run_voucher_import"
 
     reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="imports")
 

@@ -12,11 +12,84 @@ from django.db.models.functions import TruncMonth
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from loyalty.selectors import member_balance
-from members.models import Member
+from loyalty.errors import ApplicationError
+from loyalty.selectors import account_for_member, member_balance
+from members.models import Member, MemberStatus
 
+from .errors import LimitReached, NotEligible, OutOfStock, RewardUnavailable
 from .models import Redemption, RedemptionStatus, Reward
-from .services import member_standing, reward_refusal
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What eligibility depends on for one member, read once for a whole catalogue."""
+
+    tier_rank: int | None
+    rule_segment_ids: frozenset[int]
+    taken: dict[int, int]  # reward id -> redemptions not cancelled
+
+
+def member_standing(*, member: Member, reward_ids: list[int] | None = None) -> Standing:
+    """Three queries, whatever the number of rewards."""
+    from segmentation.selectors import member_rule_segments
+
+    account = account_for_member(member=member)
+    taken = (
+        Redemption.objects.filter(member=member)
+        .exclude(status=RedemptionStatus.CANCELLED)
+        .values("reward_id")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    if reward_ids is not None:
+        taken = taken.filter(reward_id__in=reward_ids)
+    return Standing(
+        tier_rank=account.tier.rank if account and account.tier else None,
+        rule_segment_ids=frozenset(segment.pk for segment in member_rule_segments(member=member)),
+        taken={row["reward_id"]: row["count"] for row in taken},
+    )
+
+
+def reward_refusal(
+    *, member: Member, reward: Reward, standing: Standing, now: dt.datetime
+) -> ApplicationError | None:
+    """Why this member cannot redeem this reward now, or None (points are checked by the
+    debit). `reward.segments` should be prefetched."""
+    if (
+        not reward.is_active
+        or (reward.valid_from and now < reward.valid_from)
+        or (reward.valid_until and now >= reward.valid_until)
+    ):
+        return RewardUnavailable()
+    if member.status != MemberStatus.ACTIVE:
+        return NotEligible()
+    tier = reward.minimum_tier
+    if tier is not None and (standing.tier_rank is None or standing.tier_rank < tier.rank):
+        return NotEligible(_("This reward is for %(tier)s members and up.") % {"tier": tier})
+    segment_ids = {segment.pk for segment in reward.segments.all()}
+    if segment_ids and not segment_ids & standing.rule_segment_ids:
+        return NotEligible()
+    if (
+        reward.limit_per_member is not None
+        and standing.taken.get(reward.pk, 0) >= reward.limit_per_member
+    ):
+        return LimitReached()
+    if reward.stock == 0:
+        return OutOfStock()
+    return None
+
+
+def reward_check(*, member: Member, reward: Reward, now: dt.datetime | None = None) -> None:
+    """Raise the reason this member cannot redeem this reward now (reads only; the
+    redemption repeats it under the reward's lock)."""
+    refusal = reward_refusal(
+        member=member,
+        reward=reward,
+        standing=member_standing(member=member, reward_ids=[reward.pk]),
+        now=now or timezone.now(),
+    )
+    if refusal is not None:
+        raise refusal
 
 
 @dataclass(frozen=True)
@@ -53,6 +126,22 @@ def catalogue_for(*, member: Member) -> list[CatalogueItem]:
 
 def redemptions_of(*, member: Member) -> QuerySet[Redemption]:
     return Redemption.objects.filter(member=member).select_related("reward", "reward__partner")
+
+
+def rewards_active(*, now: dt.datetime | None = None) -> QuerySet[Reward]:
+    """The public catalogue: active rewards in their validity window."""
+    now = now or timezone.now()
+    return (
+        Reward.objects.filter(is_active=True)
+        .exclude(valid_until__lte=now)
+        .exclude(valid_from__gt=now)
+        .select_related("minimum_tier", "partner")
+    )
+
+
+def redemptions_through(*, partner) -> QuerySet[Redemption]:
+    """The redemptions a partner's API keys created (the API shows a partner only these)."""
+    return Redemption.objects.filter(partner=partner).select_related("member", "reward")
 
 
 @dataclass(frozen=True)

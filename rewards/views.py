@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import segno
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,6 +14,7 @@ from members.decorators import active_member_required
 
 from . import codes, selectors, services
 from .models import Reward
+from .qr import voucher_qr_svg
 
 
 @active_member_required
@@ -68,10 +68,8 @@ def redemption_detail(request: HttpRequest, pk: int) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
     redemption = get_object_or_404(selectors.redemptions_of(member=member), pk=pk)
     qr = ""
-    if redemption.code and redemption.status == "issued":
-        qr = segno.make(redemption.code, error="m").svg_inline(
-            scale=6, border=2, title=_("QR code of your voucher")
-        )
+    if redemption.code and redemption.is_issued:
+        qr = voucher_qr_svg(redemption.code, title=_("QR code of your voucher"))
     return render(
         request,
         "rewards/redemption.html",
@@ -79,7 +77,7 @@ def redemption_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "redemption": redemption,
             # A cancelled redemption's code is void: not shown as if it could still be used.
             "code": codes.display(redemption.code)
-            if redemption.code and redemption.status != "cancelled"
+            if redemption.code and not redemption.is_cancelled
             else "",
             "qr": qr,
         },

@@ -133,6 +133,10 @@ class SegmentationRun(models.Model):
         return f"{self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
 
     @property
+    def is_done(self) -> bool:
+        return self.status == RunStatus.DONE
+
+    @property
     def duration_seconds(self) -> float | None:
         if self.finished_at is None:
             return None
@@ -219,7 +223,7 @@ class MemberScore(models.Model):
 
 
 class RuleSegment(models.Model):
-    """A segment a program manager defines with conditions (validated JSON, see rules.py)."""
+    """A segment a program manager defines with conditions (validated JSON, rules/language.py)."""
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.TextField(_("description"), blank=True)

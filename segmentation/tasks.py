@@ -14,13 +14,12 @@ def recalculate_segments(run_id: int | None = None) -> int | None:
     """
     if run_id is None:
         try:
-            run = services.run_start()
+            return services.recalculate().pk
         except RecalculationRunning:
             return None
-    else:
-        run = services.SegmentationRun.objects.get(pk=run_id)
-        if run.status != services.RunStatus.RUNNING:
-            return run.pk  # delivered twice (acks_late): the first delivery did the work
+    run = services.SegmentationRun.objects.get(pk=run_id)
+    if run.status != services.RunStatus.RUNNING:
+        return run.pk  # delivered twice (acks_late): the first delivery did the work
     return services.recalculate(run=run).pk
 
 

@@ -14,10 +14,9 @@ from django.views.decorators.http import require_http_methods
 
 from loyalty.errors import ApplicationError
 
-from . import services, throttling
-from .errors import ConfirmationLinkExpired, InvitationInvalid
-from .forms import EnrolForm, ResendConfirmationForm
-from .models import Member, MemberStatus
+from .. import services, throttling
+from ..errors import ConfirmationLinkExpired, InvitationInvalid
+from ..forms import EnrolForm, ResendConfirmationForm
 
 
 @require_http_methods(["GET", "POST"])
@@ -91,11 +90,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
 def resend_confirmation(request: HttpRequest) -> HttpResponse:
     form = ResendConfirmationForm(request.POST)
     if form.is_valid():
-        member = Member.objects.filter(
-            email__iexact=form.cleaned_data["email"], status=MemberStatus.PENDING
-        ).first()
-        if member is not None:
-            services.member_confirmation_resend(member=member)
+        services.confirmation_resend_to(email=form.cleaned_data["email"])
     # The same answer whether or not the address is known: no membership enumeration.
     messages.success(
         request, _("If that address is waiting for confirmation, a new link is on its way.")
@@ -139,7 +134,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("members:password_reset_done")
 
     def form_valid(self, form):
-        from .emails import email_context
+        from ..emails import email_context
 
         self.extra_email_context = email_context()
         return super().form_valid(form)

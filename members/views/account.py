@@ -17,11 +17,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from loyalty.errors import ApplicationError
 
-from . import services
-from .decorators import active_member_required, terms_exempt
-from .forms import ConsentForm, PasswordConfirmForm, PersonForm
-from .models import FaqItem, PrivacyStatement
-from .selectors import marketing_consent_granted
+from .. import services
+from ..decorators import active_member_required, terms_exempt
+from ..forms import ConsentForm, PasswordConfirmForm, PersonForm
+from ..selectors import current_privacy_statement, marketing_consent_granted, published_faq
 
 
 def _set_language(response: HttpResponse, language: str) -> HttpResponse:
@@ -137,19 +136,19 @@ def terms_accept(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = ""
     if terms is None:
-        return redirect(next_url or "portal:dashboard")
+        return redirect(next_url or "points:dashboard")
     if request.method == "POST":
         if request.POST.get("accept"):
             services.terms_accept(member=member, terms=terms)
             messages.success(request, _("Thank you for accepting the new terms."))
-            return redirect(next_url or "portal:dashboard")
+            return redirect(next_url or "points:dashboard")
         messages.error(request, _("Please accept the terms to continue."))
     return render(request, "members/terms_accept.html", {"terms": terms, "next": next_url})
 
 
 def faq(request: HttpRequest) -> HttpResponse:
-    return render(request, "members/faq.html", {"items": FaqItem.objects.filter(is_published=True)})
+    return render(request, "members/faq.html", {"items": published_faq()})
 
 
 def privacy(request: HttpRequest) -> HttpResponse:
-    return render(request, "members/privacy.html", {"statement": PrivacyStatement.objects.first()})
+    return render(request, "members/privacy.html", {"statement": current_privacy_statement()})

@@ -200,7 +200,7 @@ def test_erasure_needs_the_password_and_keeps_the_accounts_whole(member_client, 
     assert not marketing_consent_granted(member=member)
     assert sum(LedgerEntry.objects.values_list("points", flat=True)) == ledger_sum
     assert Purchase.objects.filter(member=member).count() == 1
-    assert member_client.get(reverse("portal:dashboard")).status_code == 302  # logged out
+    assert member_client.get(reverse("points:dashboard")).status_code == 302  # logged out
 
 
 def test_the_admin_erases_after_confirmation_and_exports_on_request(admin_client, member):

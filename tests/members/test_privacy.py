@@ -160,7 +160,7 @@ def test_erasure_leaves_the_members_name_and_address_in_no_column_of_any_table(
     assert "other.person@example.org,Other,Person,nl" in stored
     assert len(stored.splitlines()) == 4  # the lines stay, so the report's line numbers match
     assert [(row["row"], row["email"]) for row in job.errors] == [(4, "")]
-    assert client.get(reverse("portal:dashboard")).status_code == 302  # the session is gone
+    assert client.get(reverse("points:dashboard")).status_code == 302  # the session is gone
 
 
 def test_erasure_renames_the_admin_history_of_the_members_objects(admin_user, invited_member):
@@ -255,7 +255,7 @@ def test_the_export_holds_the_invitation_without_the_staff_members_name(invited_
 
 def test_the_export_holds_the_login_account(invited_member, client):
     client.force_login(invited_member.user)
-    client.get(reverse("portal:dashboard"))
+    client.get(reverse("points:dashboard"))
     user = invited_member.user
     user.refresh_from_db()
 
@@ -301,4 +301,4 @@ def test_erasure_deletes_the_logins_sessions_after_the_commit(
 
     [left] = Session.objects.all()
     assert str(left.get_decoded()["_auth_user_id"]) == str(other.user_id)
-    assert other_client.get(reverse("portal:dashboard")).status_code == 200
+    assert other_client.get(reverse("points:dashboard")).status_code == 200

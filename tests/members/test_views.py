@@ -225,7 +225,7 @@ def test_logging_in_switches_to_the_members_language(client, program):
 
     assert response.status_code == 302
     assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "nl"
-    page = client.get(reverse("portal:dashboard"))
+    page = client.get(reverse("points:dashboard"))
     assert '<html lang="nl">' in page.content.decode()
 
 

@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 from loyalty.errors import ApplicationError
 from loyalty.models import Partner, PointsAccount, Tier
-from members.models import FaqItem, MemberStatus, PrivacyStatement
+from members.models import MemberStatus
+from members.services import faq_item_add, privacy_statement_publish
 from rewards import services
 from rewards.models import Reward
 from segmentation.models import RuleSegment
@@ -99,21 +100,18 @@ class Command(BaseCommand):
             self.stdout.write("Rewards exist; demo rewards not loaded again.")
             return
         for question_nl, question_en, answer_nl, answer_en in FAQ:
-            FaqItem.objects.create(
+            faq_item_add(
                 question_nl=question_nl,
                 question_en=question_en,
                 answer_nl=answer_nl,
                 answer_en=answer_en,
-                position=FaqItem.objects.count() + 1,
             )
-        PrivacyStatement.objects.get_or_create(
+        privacy_statement_publish(
             version="2026.1",
-            defaults={
-                "body_nl": "Wij gebruiken je gegevens alleen voor het spaarprogramma. Je kunt ze "
-                "altijd downloaden of laten wissen via Mijn account.",
-                "body_en": "We use your data only for the loyalty program. You can download or "
-                "erase it at any time under My account.",
-            },
+            body_nl="Wij gebruiken je gegevens alleen voor het spaarprogramma. Je kunt ze "
+            "altijd downloaden of laten wissen via Mijn account.",
+            body_en="We use your data only for the loyalty program. You can download or "
+            "erase it at any time under My account.",
         )
         rewards = []
         for name_nl, name_en, kind, points, cost, stock, partner, count, tier, segment in REWARDS:

@@ -25,17 +25,16 @@ class Command(BaseCommand):
         if options["if_none"] and current_run() is not None:
             self.stdout.write("Segments exist; not recalculated.")
             return
-        try:
-            run = services.run_start()
-        except RecalculationRunning as error:
-            raise CommandError(str(error.message)) from error
         with tqdm(total=100, unit="%", desc="Segments") as bar:
 
             def progress(stage: str, percent: int) -> None:
                 bar.set_description(stage)
                 bar.update(percent - bar.n)
 
-            run = services.recalculate(run=run, progress=progress)
+            try:
+                run = services.recalculate(progress=progress)
+            except RecalculationRunning as error:
+                raise CommandError(str(error.message)) from error
             bar.update(100 - bar.n)
         if run.status != RunStatus.DONE:
             raise CommandError(f"The run failed: {run.error}")
