@@ -14,6 +14,8 @@ MANAGER_APPS = (
     "campaigns",
     "django_celery_beat",
     "outbox",  # e-mails and tasks waiting for the broker: see them, hand them over
+    "partner_api",  # partners' API keys
+    "webhooks",  # partners' endpoints, the delivery log, resend and test events
     "axes",  # failed logins: see them, unlock them
 )
 SUPPORT_PERMISSIONS = (

@@ -18,3 +18,14 @@ def recalculate_tiers() -> int:
 @shared_task(acks_late=True)
 def check_ledger_consistency() -> int:
     return services.ledger_consistency_check().mismatch_count
+
+
+@shared_task(acks_late=True)
+def run_purchase_import(job_id: int) -> None:
+    """Run a queued purchase import once; a second delivery finds it claimed and does nothing
+    (and the rows themselves are idempotent: a re-run creates nothing twice)."""
+    from .imports import purchase_import_claim, purchase_import_run
+
+    job = purchase_import_claim(job_id=job_id)
+    if job is not None:
+        purchase_import_run(job=job)

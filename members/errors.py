@@ -20,6 +20,7 @@ class InvalidLanguage(EnrolmentRefused):
 
 class EmailTaken(EnrolmentRefused):
     code = "email_taken"
+    http_status = 409  # the request is fine; the address is already a member
     field = "email"
     default_message = _("This e-mail address is already a member.")
 

@@ -36,6 +36,16 @@ class NotFulfillable(Conflict):
     default_message = _("Only requested products can be marked as delivered.")
 
 
+class RewardNotFound(NotFound):
+    code = "reward_not_found"
+    default_message = _("No such reward.")
+
+
+class RedemptionNotFound(NotFound):
+    code = "redemption_not_found"
+    default_message = _("No such redemption.")
+
+
 class VoucherInvalid(NotFound):
     code = "voucher_invalid"
     default_message = _("This voucher code does not exist.")

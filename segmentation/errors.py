@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy as _
 
-from loyalty.errors import ApplicationError, Conflict
+from loyalty.errors import ApplicationError, Conflict, NotFound
 
 
 class RuleInvalid(ApplicationError):
@@ -12,3 +12,8 @@ class RuleInvalid(ApplicationError):
 class RecalculationRunning(Conflict):
     code = "recalculation_running"
     default_message = _("A recalculation is already running.")
+
+
+class SegmentNotFound(NotFound):
+    code = "segment_not_found"
+    default_message = _("No such segment.")

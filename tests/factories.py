@@ -108,3 +108,15 @@ def email_address_of_length(length: int) -> str:
     address = f"{local}@{'.'.join(labels)}.com"
     assert len(address) == length, f"cannot make an address of {length} characters"
     return address
+
+
+def api_key_for(partner, *scopes: str, **fields):
+    """A partner's API key with these scopes (all of them if none are named): (record, key)."""
+    from loyalty.partner_api.models import ApiScope, PartnerAPIKey
+
+    return PartnerAPIKey.objects.create_key(
+        partner=partner,
+        name=fields.pop("name", "till"),
+        scopes=list(scopes or ApiScope.values),
+        **fields,
+    )

@@ -29,7 +29,8 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the project's site (loyalty/admin_site.py) as admin.site.
+    "loyalty.apps.LoyaltyAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -37,14 +38,19 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework_api_key",
+    "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
     # Project plumbing that every app may use (imports no domain model).
     "loyalty.outbox",
+    "loyalty.partner_api",
     # Our apps, in dependency order: each may import only from those above it.
     "members",
     "loyalty",
+    "loyalty.webhooks",
     "segmentation",
     "rewards",
     "campaigns",
@@ -117,7 +123,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # Axes first: it refuses a locked-out login before any password is checked.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "members.auth.EmailBackend"]
 LOGIN_URL = "members:login"
-LOGIN_REDIRECT_URL = "portal:dashboard"
+LOGIN_REDIRECT_URL = "points:dashboard"
 LOGOUT_REDIRECT_URL = "members:login"
 
 LANGUAGE_CODE = "nl"
@@ -173,12 +179,37 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="celery")
 # runs, for a worker that stays at the size of its largest task.
 WORKER_KEEP_FREED_MEMORY = env.bool("WORKER_KEEP_FREED_MEMORY", default=True)
 
+# The partner API (/api/v1/): per-partner hashed keys with scopes, one problem+json error
+# format, cursor pagination, a request budget per key in the cache (Redis). Each app's endpoints
+# name only these dotted paths, so no app imports another's API code.
 REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["loyalty.partner_api.access.PartnerKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["loyalty.partner_api.access.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["loyalty.partner_api.access.PartnerKeyThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "loyalty.partner_api.pagination.CursorPagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "EXCEPTION_HANDLER": "loyalty.partner_api.problems.problem_exception_handler",
     "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Loyalty platform API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Loyalty platform API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": "The partner API: members, purchases and refunds, points, rewards, "
+    "redemptions and vouchers, segments. See docs/api.md for the integration guide.",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
 
 # Login throttling (django-axes, database handler): after LOGIN_FAILURE_LIMIT failed logins
 # for one e-mail address, or from one client address, further logins from there are refused
@@ -211,3 +242,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# Webhooks (loyalty/webhooks): only public https targets unless this is on (tests, local demo:
+# a receiver on 127.0.0.1 over http). See loyalty/webhooks/transport.py.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)

@@ -6,8 +6,10 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from loyalty.models import Partner, PartnerKind
+from loyalty.partner_api.models import ApiScope, PartnerAPIKey
 from loyalty.roles import PROGRAM_MANAGER
-from loyalty.services import points_credit
+from loyalty.services import api_key_create, api_key_revoke, points_credit
 from members.models import EnrolmentSource, Member, MemberStatus, User
 from members.numbers import member_number_generate
 
@@ -15,6 +17,7 @@ ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "demo-admin-2026"
 MEMBER_EMAIL = "demo@example.com"
 MEMBER_PASSWORD = "demo-member-2026"
+DEMO_KEY_NAME = "Demo"
 
 
 class Command(BaseCommand):
@@ -72,5 +75,24 @@ class Command(BaseCommand):
         self.stdout.write(f"  Segments:    {url}/admin/segmentation/segmentationrun/dashboard/")
         self.stdout.write(f"  Rewards:     {url}/admin/rewards/reward/")
         self.stdout.write(
-            f"  Portal:      {url}/portal/   login {MEMBER_EMAIL} / {MEMBER_PASSWORD}\n"
+            f"  Portal:      {url}/portal/   login {MEMBER_EMAIL} / {MEMBER_PASSWORD}"
         )
+        key = self._demo_api_key()
+        self.stdout.write(f"  API docs:    {url}/api/v1/docs/   (docs/api.md)")
+        self.stdout.write(
+            f"  API key:     {key}   (partner 'Webshop', every scope; a new one each run)\n"
+            f"  Try:         curl -H 'Authorization: Api-Key {key}' "
+            f"{url}/api/v1/members/{member.member_number}/standing/\n"
+        )
+
+    def _demo_api_key(self) -> str:
+        """A fresh key for the demo's web shop (earlier demo keys revoked)."""
+        partner = Partner.objects.filter(kind=PartnerKind.WEBSHOP).order_by("pk").first()
+        if partner is None:
+            partner = Partner.objects.create(name="Webshop", kind=PartnerKind.WEBSHOP)
+        for old in PartnerAPIKey.objects.filter(partner=partner, name=DEMO_KEY_NAME, revoked=False):
+            api_key_revoke(api_key=old)
+        _record, key = api_key_create(
+            partner=partner, name=DEMO_KEY_NAME, scopes=list(ApiScope.values)
+        )
+        return key

@@ -1,0 +1,33 @@
+"""Due webhook deliveries every minute, as a django-celery-beat row editable in the admin."""
+
+import json
+
+from django.db import migrations
+
+NAME = "Deliver due webhooks"
+
+
+def create(apps, schema_editor):
+    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+    every_minute, _ = IntervalSchedule.objects.get_or_create(every=1, period="minutes")
+    PeriodicTask.objects.get_or_create(
+        name=NAME,
+        defaults={
+            "task": "loyalty.webhooks.tasks.deliver_due",
+            "interval": every_minute,
+            "args": json.dumps([]),
+        },
+    )
+
+
+def remove(apps, schema_editor):
+    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("webhooks", "0001_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
+    ]
+    operations = [migrations.RunPython(create, remove)]
