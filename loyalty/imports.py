@@ -425,6 +425,9 @@ def purchase_import_run(*, job: PurchaseImport) -> PurchaseImport:
     job.error_rows = tally.refused
     job.save(update_fields=["total_rows", "replayed_rows", "error_rows"])
     import_finish(job=job, created=tally.created, errors=tally.errors)
+    # The file may name members by e-mail: once its rows are in the database (and the refused
+    # ones in the report), it is deleted rather than kept for erasure to chase (GDPR).
+    job.file.delete(save=True)
     return job
 
 
