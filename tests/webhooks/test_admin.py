@@ -12,6 +12,11 @@ from tests.factories import PartnerFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def english(settings):
+    settings.LANGUAGE_CODE = "en"
+
+
 def add_endpoint(admin_client, url, **extra):
     return admin_client.post(
         reverse("admin:webhooks_webhookendpoint_add"),
