@@ -64,7 +64,7 @@ def main() -> None:
     from segmentation.management.commands.demo_segments import EXAMPLES
     from segmentation.models import RuleSegment, RunStatus, SegmentationSettings
     from segmentation.pipeline import customer_summary
-    from segmentation.selectors import purchase_aggregates
+    from segmentation.run_inputs import purchase_aggregates
 
     # The recalculation runs here as in a Celery worker process, with the worker's memory
     # policy (loyalty/memory.py); round 1 is a fresh process, the others a worker's next runs.

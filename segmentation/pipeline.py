@@ -1,6 +1,6 @@
 """From the per-member purchase aggregate to every member's scores. Pure pandas, no Django.
 
-The recalculation service reads the aggregate (selectors.purchase_aggregates) and the ids of
+The recalculation service reads the aggregate (run_inputs.purchase_aggregates) and the ids of
 the members to score, calls `compute_scores`, and writes the frame it returns in bulk.
 """
 

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from loyalty.services import purchase_record, purchase_refund
-from segmentation.selectors import purchase_aggregates, scored_member_ids
+from segmentation.run_inputs import purchase_aggregates, scored_member_ids
 from tests.factories import MemberFactory, PartnerFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,80 @@
+"""Realistic demo data: a Dutch retail program whose members behave like real customers.
+
+One generator (numpy, seeded) produces members with different purchase behaviour (frequent
+and loyal, big spenders, low-spend regulars, one-time buyers, new, at risk, lapsed ...),
+their purchases, refunds, redemptions, expiry and the points ledger. Two writers store it:
+Django's bulk_create for the embedded demo, and PostgreSQL binary COPY for benchmark volumes
+such as 1M members and 10M purchases.
+
+    generate.py     the generator (numpy, seeded; writes nothing)
+    program.py      the program around the data (settings, partners, tiers, rules), flush
+    orm_writer.py   writer 1: bulk_create, any database
+    copy_writer.py  writer 2: binary COPY through loyalty.pgcopy, two connections
+    seed() below    the one entry point: program, generation, one of the writers
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from members.models import TermsVersion
+
+from .copy_writer import write_copy
+from .generate import DemoData, DemoSpec, generate, generate_in_stages, member_numbers
+from .orm_writer import write_orm
+from .program import flush, program_setup
+
+__all__ = [
+    "DemoData",
+    "DemoSpec",
+    "flush",
+    "generate",
+    "generate_in_stages",
+    "member_numbers",
+    "program_setup",
+    "seed",
+    "write_copy",
+    "write_orm",
+]
+
+
+def seed(
+    spec: DemoSpec, *, use_copy: bool = False, progress: Callable[[str, int], None] | None = None
+) -> dict[str, float]:
+    """Create the demo program and its members; returns seconds per phase."""
+    started = time.perf_counter()
+    now = spec.now or timezone.now().replace(microsecond=0)
+    spec.now = now
+    with transaction.atomic():
+        program, partners, tiers = program_setup(now)
+    terms = TermsVersion.objects.filter(version="2026.1").first()
+    timings = {"setup": round(time.perf_counter() - started, 2)}
+    write_started = time.perf_counter()
+    data, finish = generate_in_stages(spec, program=program)
+    if use_copy:
+        timings.update(
+            write_copy(
+                data,
+                partners=partners,
+                tiers=tiers,
+                terms=terms,
+                finish=finish,
+                progress=progress,
+            )
+        )
+    else:
+        finish()
+        write_orm(data, partners=partners, tiers=tiers, terms=terms, progress=progress)
+    timings.update(data.timings)
+    timings["generate and write"] = round(time.perf_counter() - write_started, 2)
+    timings["total"] = round(time.perf_counter() - started, 2)
+    counts = {
+        "member_rows": data.member_count,
+        "purchase_rows": len(data.purchase["owner"]),
+        "ledger_rows": len(data.ledger["owner"]),
+    }
+    return {**timings, **counts}

@@ -1,0 +1,339 @@
+"""Writer 2: the generated data through PostgreSQL binary COPY (benchmark volumes).
+
+Encoding is loyalty.pgcopy's; this module decides what goes where, on which connection, and
+with which indexes and triggers out of the way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+from django.db import connection, transaction
+
+from members.models import ConsentRecord, Member, MemberStatus, TermsVersion
+
+from .. import pgcopy
+from ..models import LedgerEntry, Partner, PointsAccount, Purchase, Refund, Tier
+from .generate import (
+    CHANNELS,
+    FIRST_NAMES,
+    KIND_CODES,
+    LAST_NAMES,
+    MONTHLY_EARN_REASON,
+    REASON_BY_KIND,
+    SOURCE_BY_KIND,
+    STORES,
+    DemoData,
+)
+from .program import flush, partner_for
+
+
+def _since_2000(unix_us: np.ndarray) -> np.ndarray:
+    """Microseconds since 1970 (the generator's) as pgcopy's: since 2000-01-01."""
+    return unix_us - pgcopy.UNIX_EPOCH_US
+
+
+def _temporary_table(cursor, table: str, columns: list[tuple[str, str, np.ndarray]]) -> None:
+    """Create a temporary table (dropped at commit) and fill it through binary COPY."""
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {table} ("
+        + ", ".join(f"{name} {pgtype}" for name, pgtype, _ in columns)
+        + ") ON COMMIT DROP"
+    )
+    pgcopy.copy_binary(cursor, table, columns)
+
+
+def _sql_array(values: list[str]) -> str:
+    return "(ARRAY[" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + "])"
+
+
+@contextmanager
+def _without_secondary_indexes(cursor, tables: list[str]) -> Iterator[None]:
+    """Drop secondary indexes and unique constraints for the load; rebuild them after."""
+    cursor.execute(
+        "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) "
+        "FROM pg_constraint c WHERE c.contype = 'u' AND c.conrelid::regclass::text = ANY(%s)",
+        [tables],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid::regclass::text = ANY(%s) AND NOT i.indisprimary AND NOT EXISTS "
+        "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        [tables],
+    )
+    indexes = cursor.fetchall()
+    for table, name, _definition in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _definition in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    yield
+    cursor.execute("SET LOCAL maintenance_work_mem = '1GB'")
+    cursor.execute("SET LOCAL max_parallel_maintenance_workers = 2")
+    for table, name, definition in constraints:
+        cursor.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    for _name, definition in indexes:
+        cursor.execute(definition)
+
+
+def _next_id(cursor, table: str) -> int:
+    cursor.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
+    return int(cursor.fetchone()[0])
+
+
+def write_copy(
+    data: DemoData,
+    *,
+    partners: list[Partner],
+    tiers: list[Tier],
+    terms: TermsVersion | None,
+    finish: Callable[[], DemoData] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, float]:
+    """Load the generated data with binary COPY, two database connections in parallel.
+
+    With `finish` (see generate_in_stages) the purchases start loading while the ledger is
+    still being generated: the members-and-ledger connection has time to spare.
+
+    Purchases load on one connection while members, accounts and the ledger load on the
+    other (2 cores, 2 PostgreSQL backends), each dropping and rebuilding its tables'
+    secondary indexes. Each connection is one transaction; should either fail, everything
+    loaded is removed again, so the database is never left half-seeded.
+    """
+    tick = progress or (lambda stage, done: None)
+    timings: dict[str, float] = {}
+    m, p = data.member, data.purchase
+    tables = {
+        model: model._meta.db_table
+        for model in (Member, Purchase, PointsAccount, LedgerEntry, ConsentRecord, Refund)
+    }
+    with connection.cursor() as cursor:
+        member_base = _next_id(cursor, tables[Member])
+        purchase_base = _next_id(cursor, tables[Purchase])
+        account_base = _next_id(cursor, tables[PointsAccount])
+        refund_base = _next_id(cursor, tables[Refund])
+        ledger_base = _next_id(cursor, tables[LedgerEntry])
+    count = data.member_count
+    total = len(p["owner"])
+    member_ids = np.arange(member_base, member_base + count, dtype=np.int64)
+    purchase_ids = purchase_base + np.arange(total, dtype=np.int64)
+    refunded = np.flatnonzero(p["refund_cents"] > 0)
+    refund_ids = np.full(total, -1, dtype=np.int64)
+    refund_ids[refunded] = refund_base + np.arange(len(refunded))
+    status_codes = [MemberStatus.ACTIVE, MemberStatus.INVITED, MemberStatus.PENDING]
+    status = np.select([m["status"] == code for code in status_codes], [0, 1, 2])
+
+    def load_purchases(cursor) -> None:
+        partner_ids = partner_for(p["channel"], partners).astype(np.int64)
+        external = pgcopy.numbered_texts("D", np.arange(1, total + 1))
+        store_names = [*STORES, ""]
+        for channel_code in range(len(CHANNELS)):
+            for store_code in range(-1, len(STORES)):
+                rows = np.flatnonzero((p["channel"] == channel_code) & (p["store"] == store_code))
+                if not len(rows):
+                    continue
+                at = _since_2000(p["at"][rows])
+                pgcopy.copy_binary(
+                    cursor,
+                    tables[Purchase],
+                    [
+                        ("id", "bigint", purchase_ids[rows]),
+                        ("partner_id", "bigint", partner_ids[rows]),
+                        ("external_id", "text", external[rows]),
+                        ("member_id", "bigint", member_ids[p["owner"][rows]]),
+                        ("amount", "cents", p["cents"][rows]),
+                        ("purchased_at", "timestamptz", at),
+                        ("channel", "text", str(CHANNELS[channel_code])),
+                        ("store", "text", store_names[store_code]),
+                        ("points_earned", "integer", p["points"][rows]),
+                        ("refunded_amount", "cents", p["refund_cents"][rows]),
+                        ("points_reversed", "integer", p["reversed"][rows]),
+                        ("earning_breakdown", "jsonb", "{}"),
+                        ("created_at", "timestamptz", at),
+                    ],
+                )
+        pgcopy.copy_binary(
+            cursor,
+            tables[Refund],
+            [
+                ("id", "bigint", refund_ids[refunded]),
+                ("purchase_id", "bigint", purchase_ids[refunded]),
+                ("external_id", "text", pgcopy.numbered_texts("R", refunded + 1)),
+                ("amount", "cents", p["refund_cents"][refunded]),
+                ("points_reversed", "integer", p["reversed"][refunded]),
+                ("points_not_recovered", "integer", np.zeros(len(refunded), dtype=np.int64)),
+                ("created_by_id", "bigint", None),
+                ("created_at", "timestamptz", _since_2000(p["refund_at"][refunded])),
+            ],
+        )
+        tick("purchases", total)
+
+    def load_members_and_ledger(cursor) -> None:
+        _temporary_table(
+            cursor,
+            "demo_member",
+            [
+                ("idx", "bigint", np.arange(count, dtype=np.int64)),
+                ("number", "bigint", m["number"].astype(np.int64)),
+                ("first", "smallint", m["first_name"]),
+                ("last", "smallint", m["last_name"]),
+                ("birth", "date", m["birth_days"]),
+                ("lang", "smallint", (m["language"] == "en").astype(np.int64)),
+                ("status", "smallint", status),
+                ("enrolled", "timestamptz", _since_2000(m["enrolled_us"])),
+                ("consent", "smallint", m["consent"].astype(np.int64)),
+            ],
+        )
+        first_names, last_names = _sql_array(FIRST_NAMES), _sql_array(LAST_NAMES)
+        cursor.execute(f"""
+            INSERT INTO {tables[Member]} (id, user_id, email, first_name, last_name,
+                birth_date, language, member_number, status, enrolled_at,
+                enrolment_source, created_at)
+            SELECT {member_base} + idx, NULL,
+                   lower({first_names}[first + 1]) || '.'
+                     || replace(lower({last_names}[last + 1]), ' ', '') || '.'
+                     || (idx + 1) || '@example.nl',
+                   {first_names}[first + 1], {last_names}[last + 1], birth,
+                   CASE lang WHEN 1 THEN 'en' ELSE 'nl' END, number::text,
+                   (ARRAY['active', 'invited', 'pending'])[status + 1],
+                   CASE WHEN status = 0 THEN enrolled END,
+                   CASE WHEN status = 1 THEN 'invitation' ELSE 'portal' END, enrolled
+            FROM demo_member""")
+        consent_terms = terms.pk if terms else "NULL"
+        cursor.execute(f"""
+            INSERT INTO {tables[ConsentRecord]} (member_id, channel, granted, recorded_at,
+                source, terms_version_id)
+            SELECT {member_base} + idx, 'email', consent = 1, enrolled, 'enrolment:demo',
+                   {consent_terms}
+            FROM demo_member WHERE status <> 1""")
+        tick("members", count)
+
+        tier_ids = np.array([tier.pk for tier in tiers] + [-1])[a["tier"][holders]]
+        _temporary_table(
+            cursor,
+            "demo_account",
+            [
+                ("id", "bigint", account_ids[holders]),
+                ("member", "bigint", member_ids[holders]),
+                ("balance", "integer", a["balance"][holders]),
+                ("tier", "bigint", tier_ids),
+                (
+                    "since",
+                    "timestamptz",
+                    _since_2000(
+                        np.where(a["tier"][holders] >= 0, a["tier_since"][holders], data.now_us)
+                    ),
+                ),
+            ],
+        )
+        cursor.execute(f"""
+            INSERT INTO {tables[PointsAccount]} (id, member_id, balance, tier_id,
+                tier_since, tier_kept_until, updated_at)
+            SELECT id, member, balance, NULLIF(tier, -1),
+                   CASE WHEN tier <> -1 THEN since END,
+                   CASE WHEN tier <> -1 THEN since + interval '365 days' END, now()
+            FROM demo_account""")
+
+        purchase_index = led["purchase"]
+        for kind_code, kind in enumerate(KIND_CODES):
+            rows = np.flatnonzero(led["kind"] == kind_code)
+            if not len(rows):
+                continue
+            linked = purchase_index[rows]
+            reason = REASON_BY_KIND[kind_code]
+            names_purchase = bool(len(linked)) and bool((linked >= 0).all())
+            if kind_code == 0 and not names_purchase:
+                reason = MONTHLY_EARN_REASON
+            if "{id}" in reason:
+                prefix, suffix = reason.split("{id}")
+                reason_field = (
+                    "reason",
+                    "text",
+                    pgcopy.numbered_texts(prefix + "D", linked + 1, suffix=suffix),
+                )
+            else:
+                reason_field = ("reason", "text", reason)
+            credit = kind_code in (0, 3, 4)
+            pgcopy.copy_binary(
+                cursor,
+                tables[LedgerEntry],
+                [
+                    ("id", "bigint", ledger_ids[rows]),
+                    ("account_id", "bigint", account_ids[led["owner"][rows]]),
+                    ("kind", "text", str(kind)),
+                    ("points", "integer", led["points"][rows]),
+                    ("balance_after", "integer", led["balance_after"][rows]),
+                    reason_field,
+                    ("source", "text", str(SOURCE_BY_KIND[kind_code])),
+                    ("purchase_id", "bigint", purchase_base + linked)
+                    if kind_code in (0, 5) and names_purchase
+                    else ("purchase_id", "bigint", None),
+                    ("refund_id", "bigint", refund_ids[linked])
+                    if kind_code == 5
+                    else ("refund_id", "bigint", None),
+                    ("created_by_id", "bigint", None),
+                    ("created_at", "timestamptz", _since_2000(led["at"][rows])),
+                    ("expires_at", "timestamptz", _since_2000(led["expires"][rows]))
+                    if credit
+                    else ("expires_at", "timestamptz", None),
+                    ("remaining_points", "integer", led["remaining"][rows]),
+                    ("expired_points", "integer", led["expired"][rows]),
+                ],
+            )
+        tick("ledger", entries)
+
+    phases = [
+        ("purchases", [tables[Purchase], tables[Refund]], load_purchases),
+        (
+            "members and ledger",
+            [tables[Member], tables[ConsentRecord], tables[PointsAccount], tables[LedgerEntry]],
+            load_members_and_ledger,
+        ),
+    ]
+
+    def run(name: str, phase_tables: list[str], load: Callable) -> None:
+        began = time.perf_counter()
+        try:
+            with transaction.atomic(), connection.cursor() as django_cursor:
+                cursor = django_cursor.cursor  # psycopg's own cursor: copy()
+                # The generator guarantees the foreign keys; checking 20M rows one by one
+                # would dominate the load, so triggers (FK checks) are off for this load.
+                cursor.execute("SET LOCAL session_replication_role = replica")
+                cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                with _without_secondary_indexes(cursor, phase_tables):
+                    load(cursor)
+                    timings[f"{name}: copy"] = round(time.perf_counter() - began, 2)
+                for table in phase_tables:
+                    cursor.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"coalesce((SELECT max(id) FROM {table}), 1))"
+                    )
+            timings[f"{name}: total"] = round(time.perf_counter() - began, 2)
+        finally:
+            connection.close()  # this thread's own connection
+
+    with ThreadPoolExecutor(max_workers=len(phases)) as pool:
+        futures = [pool.submit(run, *phases[0])]
+        if finish is not None:
+            finish()
+        a, led = data.account, data.ledger
+        entries = len(led["owner"])
+        ledger_ids = ledger_base + np.arange(entries, dtype=np.int64)
+        holders = np.flatnonzero(a["has"])
+        account_ids = np.zeros(count, dtype=np.int64)
+        account_ids[holders] = account_base + np.arange(len(holders))
+        futures.append(pool.submit(run, *phases[1]))
+        errors = [future.exception() for future in futures]
+    if any(errors):
+        flush()  # a phase may have committed: remove it, never leave half a seed
+        raise next(error for error in errors if error)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in tables.values():
+            cursor.execute(f"ANALYZE {table}")
+    timings["analyze"] = round(time.perf_counter() - started, 2)
+    return timings

@@ -1,0 +1,599 @@
+"""Generation of the demo data: numpy, seeded, no database writes (see the package docstring).
+
+The generator reproduces what the services would have written instead of calling them per
+purchase (which would take hours at benchmark volume):
+* points per line = amount x points per euro x the best matching earning rule x the tier
+  multiplier, the tier being the one the rolling 12-month spend before the purchase reaches;
+* a refund reverses floor(points x refunded / amount) from the purchase's own lot;
+* redemptions consume lots oldest first; lots expire 730 days after they were earned and
+  what remains of expired lots is expired in one entry per member, as the nightly run does;
+* the account's tier is the highest tier reached in the last 12 months (the grace period).
+So every balance equals its ledger sum and its open lots, and never goes negative.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+from django.utils import timezone
+
+from members.models import MemberStatus
+
+from ..models import Channel, EntryKind, EntrySource, ProgramSettings
+
+DAY_US = 86_400 * 1_000_000
+YEAR_US = 365 * DAY_US
+EXPIRY_US = 730 * DAY_US
+PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+FIRST_NAMES = [
+    "Emma",
+    "Noah",
+    "Julia",
+    "Daan",
+    "Mila",
+    "Sem",
+    "Tess",
+    "Lucas",
+    "Sophie",
+    "Levi",
+    "Zoe",
+    "Finn",
+    "Sara",
+    "Jesse",
+    "Anna",
+    "Milan",
+    "Evi",
+    "Luuk",
+    "Lotte",
+    "Bram",
+    "Fleur",
+    "Thijs",
+    "Noor",
+    "Ruben",
+    "Lisa",
+    "Jan",
+    "Eva",
+    "Kees",
+    "Sanne",
+    "Pieter",
+    "Mohamed",
+    "Fatima",
+    "Yusuf",
+    "Amira",
+    "Joost",
+]
+LAST_NAMES = [
+    "de Jong",
+    "Jansen",
+    "de Vries",
+    "van den Berg",
+    "van Dijk",
+    "Bakker",
+    "Janssen",
+    "Visser",
+    "Smit",
+    "Meijer",
+    "de Boer",
+    "Mulder",
+    "de Groot",
+    "Bos",
+    "Vos",
+    "Peters",
+    "Hendriks",
+    "van Leeuwen",
+    "Dekker",
+    "Brouwer",
+    "de Wit",
+    "Dijkstra",
+    "Smits",
+    "de Graaf",
+    "van der Meer",
+    "Kok",
+    "Jacobs",
+    "Yilmaz",
+    "El Amrani",
+    "Willems",
+]
+STORES = [
+    "Amsterdam Kalverstraat",
+    "Utrecht Hoog Catharijne",
+    "Rotterdam Lijnbaan",
+    "Den Haag Spuistraat",
+    "Eindhoven Demer",
+    "Groningen Herestraat",
+]
+CATEGORIES = ["kleding", "schoenen", "accessoires", "duurzaam", "wonen", "sport"]
+CHANNELS = [Channel.STORE, Channel.WEBSHOP, Channel.APP]
+REWARD_COSTS = np.array([250, 500, 750, 1000])
+
+TIERS = [
+    ("Bronze", 1, Decimal("0"), Decimal("1.00"), "#b0773f"),
+    ("Silver", 2, Decimal("500"), Decimal("1.25"), "#8c96a0"),
+    ("Gold", 3, Decimal("1500"), Decimal("1.50"), "#d4a017"),
+]
+
+# name, share, purchases per year, mean amount (EUR), active from (days ago, range),
+# active until (days ago, range); "until" 0 means still buying.
+PROFILES = [
+    ("champion", 0.08, 26.0, 55.0, (700, 1100), (0, 10)),
+    ("loyal", 0.11, 12.0, 45.0, (500, 1100), (0, 40)),
+    ("big_spender", 0.06, 3.5, 260.0, (300, 1000), (0, 60)),
+    ("barnacle", 0.06, 22.0, 9.0, (500, 1100), (0, 20)),
+    ("promising", 0.08, 6.0, 40.0, (60, 150), (0, 30)),
+    ("new", 0.06, 1.0, 45.0, (1, 30), (0, 0)),
+    ("one_time", 0.13, 0.0, 40.0, (30, 1095), (0, 0)),
+    ("occasional", 0.13, 4.0, 35.0, (400, 1100), (40, 120)),
+    ("at_risk", 0.08, 18.0, 70.0, (500, 1100), (150, 320)),
+    ("hibernating", 0.09, 3.0, 30.0, (700, 1100), (250, 500)),
+    ("lost", 0.08, 2.0, 25.0, (900, 1095), (500, 900)),
+    ("no_purchases", 0.04, 0.0, 0.0, (1, 700), (0, 0)),
+]
+
+
+@dataclass
+class DemoSpec:
+    seed: int = 42
+    members: int = 3000
+    purchases: int | None = None  # default: about 10 per member
+    now: dt.datetime | None = None
+    lines: bool = True  # purchase lines with categories (off at benchmark volume)
+    monthly_lots: bool = False  # one earn entry per member per 30 days (benchmark volume)
+
+
+@dataclass
+class DemoData:
+    now_us: int
+    member_count: int
+    member: dict[str, np.ndarray]
+    purchase: dict[str, np.ndarray]
+    lines: dict[str, np.ndarray]
+    ledger: dict[str, np.ndarray]
+    account: dict[str, np.ndarray]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def to_us(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1_000_000)
+
+
+def from_us(value: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value / 1_000_000, tz=dt.UTC)
+
+
+def member_numbers(count: int, seed: int) -> np.ndarray:
+    """Distinct 12-digit numbers with a Luhn check digit, deterministic for the seed."""
+    modulus = 9 * 10**10
+    multiplier = 7_919_000_003  # odd and not a multiple of 3 or 5: coprime to the modulus
+    offset = (seed * 2_654_435_761) % modulus
+    bodies = (np.arange(count, dtype=np.int64) * multiplier + offset) % modulus + 10**10
+    return bodies * 10 + _luhn_digits(bodies, 11)
+
+
+def _luhn_digits(bodies: np.ndarray, length: int) -> np.ndarray:
+    """members.numbers.luhn_check_digit for many numbers at once."""
+    total = np.zeros(len(bodies), dtype=np.int64)
+    remaining = bodies.copy()
+    for position in range(length):  # from the right; the rightmost digit is doubled
+        digit = remaining % 10
+        remaining //= 10
+        if position % 2 == 0:
+            digit = digit * 2
+            digit = np.where(digit > 9, digit - 9, digit)
+        total += digit
+    return (10 - total % 10) % 10
+
+
+# --- generation ----------------------------------------------------------------------------
+
+
+def generate_in_stages(
+    spec: DemoSpec,
+    *,
+    program: ProgramSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[DemoData, Callable[[], DemoData]]:
+    started = time.perf_counter()
+    rng = np.random.default_rng(spec.seed)
+    now = spec.now or timezone.now().replace(microsecond=0)
+    now_us = to_us(now)
+    count = spec.members
+    target = spec.purchases if spec.purchases is not None else count * 10
+    points_per_euro = float(program.points_per_euro if program else Decimal("1"))
+
+    # Members and their behaviour.
+    shares = np.array([profile[1] for profile in PROFILES])
+    profile = rng.choice(len(PROFILES), size=count, p=shares / shares.sum())
+    rate = np.array([p[2] for p in PROFILES])[profile]
+    mean_amount = np.array([p[3] for p in PROFILES])[profile]
+    start_low, start_high = (np.array([p[4][i] for p in PROFILES])[profile] for i in (0, 1))
+    end_low, end_high = (np.array([p[5][i] for p in PROFILES])[profile] for i in (0, 1))
+    start_days = rng.uniform(start_low, start_high + 1)
+    end_days = np.minimum(rng.uniform(end_low, end_high + 1), start_days)
+    start_us = now_us - (start_days * DAY_US).astype(np.int64)
+    end_us = now_us - (end_days * DAY_US).astype(np.int64)
+    years = (end_us - start_us) / YEAR_US
+    name = [p[0] for p in PROFILES]
+    buys = profile != name.index("no_purchases")
+
+    expected = rate * years
+    expected[profile == name.index("one_time")] = 1
+    expected[profile == name.index("new")] = 1
+    scale = max(target - buys.sum(), 0) / max(float(np.maximum(expected[buys] - 1, 0).sum()), 1.0)
+    counts = np.where(buys, 1 + rng.poisson(np.maximum(expected - 1, 0) * scale), 0)
+    single = np.isin(profile, [name.index("one_time"), name.index("new")])
+    counts[single] = 1
+
+    status = np.full(count, MemberStatus.ACTIVE, dtype=object)
+    special = rng.random(count)
+    status[(~buys) & (special < 0.25)] = MemberStatus.INVITED
+    status[(~buys) & (special >= 0.25) & (special < 0.5)] = MemberStatus.PENDING
+    enrolled_us = np.minimum(start_us, now_us) - (rng.uniform(0, 3, count) * DAY_US).astype(
+        np.int64
+    )
+    birth_year = rng.integers(1950, 2006, count)
+    member = {
+        "number": member_numbers(count, spec.seed),
+        "first_name": rng.integers(0, len(FIRST_NAMES), count),
+        "last_name": rng.integers(0, len(LAST_NAMES), count),
+        # Days since 2000-01-01 (PostgreSQL's date epoch); 1950 to 2005.
+        "birth_days": ((birth_year - 2000) * 365.25 + rng.integers(0, 365, count)).astype(np.int64),
+        "language": np.where(rng.random(count) < 0.8, "nl", "en"),
+        "status": status,
+        "enrolled_us": enrolled_us,
+        "consent": rng.random(count) < 0.72,
+        "profile": profile,
+    }
+
+    # Purchases, sorted by member then time.
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(count), counts)
+    span = (end_us - start_us)[owner]
+    at = start_us[owner] + (rng.random(total) * span).astype(np.int64)
+    # owner is already grouped (np.repeat); sort by time within it with one int64 key.
+    order = np.argsort(_owner_time_key(owner, at, int(at.min()) if total else 0), kind="stable")
+    owner, at = owner[order], at[order]
+    amount = rng.lognormal(np.log(mean_amount[owner]) - 0.125, 0.5)
+    cents = np.maximum(np.round(amount * 100), 195).astype(np.int64)
+    channel = rng.choice(3, size=total, p=[0.64, 0.31, 0.05])
+    store = np.where(channel == 0, rng.integers(0, len(STORES), total), -1)
+    if progress:
+        progress("purchases")
+
+    # Lines: 1-3 per purchase with categories; amounts split so they add up exactly.
+    if spec.lines:
+        per = rng.integers(1, 4, total)
+        line_owner = np.repeat(np.arange(total), per)
+        weights = rng.random(len(line_owner)) + 0.2
+        sums = np.bincount(line_owner, weights=weights)
+        line_cents = np.floor(weights / sums[line_owner] * cents[line_owner]).astype(np.int64)
+        first_of = np.r_[0, np.cumsum(per)[:-1]]
+        line_cents[first_of] += cents - np.bincount(
+            line_owner, weights=line_cents, minlength=total
+        ).astype(np.int64)
+        line_category = rng.integers(0, len(CATEGORIES), len(line_owner))
+    else:
+        line_owner = np.arange(total)
+        line_cents = cents.copy()
+        line_category = np.full(total, -1)
+
+    # Earning: the best rule per line (category "duurzaam" x2 beats web shop x1.5 in its
+    # window), then the tier that the rolling 12-month spend before the purchase reaches.
+    webshop_from, webshop_until = now_us - 90 * DAY_US, now_us + 30 * DAY_US
+    line_at = at[line_owner]
+    rule = np.ones(len(line_owner))
+    webshop = (channel[line_owner] == 1) & (line_at >= webshop_from) & (line_at < webshop_until)
+    rule[webshop] = 1.5
+    rule[line_category == CATEGORIES.index("duurzaam")] = 2.0
+
+    cumulative = np.cumsum(cents)
+    origin = int(at.min()) - YEAR_US - 1_000_000 if total else 0
+    keys = _owner_time_key(owner, at, origin)
+    window_start = np.searchsorted(keys, _owner_time_key(owner, at - YEAR_US, origin), side="right")
+    # Spend of the same member in the 12 months before each purchase (the window never
+    # reaches into another member's purchases: the key sorts by member first).
+    window_before = (cumulative - cents) - np.where(
+        window_start > 0, cumulative[window_start - 1], 0
+    )
+    thresholds = np.array([int(t[2] * 100) for t in TIERS])
+    multipliers = np.array([float(t[3]) for t in TIERS])
+    tier_before = np.searchsorted(thresholds, window_before, side="right") - 1
+    tier_multiplier = multipliers[np.maximum(tier_before, 0)]
+    line_points = line_cents / 100 * points_per_euro * rule * tier_multiplier[line_owner]
+    points = np.floor(np.bincount(line_owner, weights=line_points, minlength=total) + 1e-9)
+    points = points.astype(np.int64)
+
+    # Refunds: 1.5% of purchases, half of them in full, a few days after the purchase.
+    refunded = rng.random(total) < 0.015
+    full = rng.random(total) < 0.5
+    refund_cents = np.where(refunded, np.where(full, cents, cents // 2), 0)
+    refund_cents[refunded & ~full & (refund_cents == 0)] = 0
+    refunded &= refund_cents > 0
+    refund_at = np.minimum(
+        at + (rng.uniform(1, 10, total) * DAY_US).astype(np.int64), now_us - DAY_US
+    )
+    refund_at = np.maximum(refund_at, at + 1)
+    reversed_points = np.where(refunded, (points * refund_cents) // np.maximum(cents, 1), 0)
+
+    # Account tiers: the highest tier reached after any purchase in the last 12 months.
+    after = window_before + cents
+    tier_after = np.searchsorted(thresholds, after, side="right") - 1
+    recent = at > now_us - YEAR_US
+    account_tier = np.full(count, -1)
+    np.maximum.at(account_tier, owner[recent], tier_after[recent])
+    tier_since = np.zeros(count, dtype=np.int64)
+    reached = recent & (tier_after == account_tier[owner])
+    np.maximum.at(tier_since, owner[reached], at[reached])
+
+    purchase = {
+        "owner": owner,
+        "at": at,
+        "cents": cents,
+        "channel": channel,
+        "store": store,
+        "points": points,
+        "refund_cents": refund_cents,
+        "refund_at": refund_at,
+        "reversed": reversed_points,
+        "tier_before": tier_before,
+    }
+    lines = {"owner": line_owner, "cents": line_cents, "category": line_category, "rule": rule}
+    if progress:
+        progress("earning")
+
+    data = DemoData(
+        now_us=now_us,
+        member_count=count,
+        member=member,
+        purchase=purchase,
+        lines=lines,
+        ledger={},
+        account={},
+    )
+    data.timings["generate: purchases"] = round(time.perf_counter() - started, 2)
+
+    def finish() -> DemoData:
+        """The ledger and the accounts (a separate stage so loading can start earlier)."""
+        began = time.perf_counter()
+        ledger = _ledger(
+            rng,
+            count=count,
+            now_us=now_us,
+            purchase=purchase,
+            status=status,
+            with_adjustments=spec.lines,
+            monthly_lots=spec.monthly_lots,
+        )
+        balance = np.bincount(ledger["owner"], weights=ledger["points"], minlength=count)
+        data.ledger = ledger
+        data.account = {
+            "balance": balance.astype(np.int64),
+            "tier": account_tier,
+            "tier_since": tier_since,
+            "has": np.bincount(ledger["owner"], minlength=count) > 0,
+        }
+        data.timings["generate: ledger"] = round(time.perf_counter() - began, 2)
+        return data
+
+    return data, finish
+
+
+def generate(
+    spec: DemoSpec,
+    *,
+    program: ProgramSettings | None = None,
+) -> DemoData:
+    """All demo data: purchases first, then the ledger and accounts that follow from them."""
+    _data, finish = generate_in_stages(spec, program=program)
+    return finish()
+
+
+def _owner_time_key(owner: np.ndarray, at: np.ndarray, origin: int) -> np.ndarray:
+    """An int64 key sorting by member, then time in seconds since `origin` (2^28 s > 8 y)."""
+    seconds = np.clip((at - origin) // 1_000_000, 0, 2**28 - 1)
+    return owner.astype(np.int64) * 2**28 + seconds
+
+
+def _ledger(
+    rng,
+    *,
+    count: int,
+    now_us: int,
+    purchase: dict,
+    status: np.ndarray,
+    with_adjustments: bool,
+    monthly_lots: bool = False,
+) -> dict[str, np.ndarray]:
+    """Earn, reversal, redemption, adjustment and expiry entries with consistent lots."""
+    owner, at, points = purchase["owner"], purchase["at"], purchase["points"]
+    earning = points > 0
+    earn_index = np.flatnonzero(earning)
+    lot_owner = owner[earning]
+    lot_at = at[earning]
+    lot_points = points[earning]
+    lot_remaining = lot_points.copy()
+    lot_expires = lot_at + EXPIRY_US
+    lot_kind = np.full(len(lot_points), 0)  # 0 earn, 3 adjust
+
+    # Reversals come from the refunded purchase's own lot (refunds follow within days).
+    reversal = purchase["reversed"][earning]
+    lot_remaining -= reversal
+    entries_owner = [lot_owner]
+    entries_at = [lot_at]
+    entries_points = [lot_points]
+    entries_kind = [np.full(len(lot_points), 0)]
+    entries_purchase = [earn_index]
+    entries_expires = [lot_expires]
+    entries_remaining: list[np.ndarray] = []  # filled after redemptions and expiry
+    has_reversal = reversal > 0
+    entries_owner.append(lot_owner[has_reversal])
+    entries_at.append(purchase["refund_at"][earning][has_reversal])
+    entries_points.append(-reversal[has_reversal])
+    entries_kind.append(np.full(int(has_reversal.sum()), 5))
+    entries_purchase.append(earn_index[has_reversal])
+    entries_expires.append(np.full(int(has_reversal.sum()), -1))
+
+    if monthly_lots:
+        # Benchmark volume: one earn entry (one lot) per member per 30 days of purchases,
+        # dated at the first of them; the reversals above still name their purchase.
+        bucket = (lot_at - (int(lot_at.min()) if len(lot_at) else 0)) // (30 * DAY_US)
+        key = lot_owner * 4096 + bucket
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+        lot_points = np.add.reduceat(lot_points, starts) if len(key) else lot_points
+        lot_remaining = np.add.reduceat(lot_remaining, starts) if len(key) else lot_remaining
+        lot_owner, lot_at = lot_owner[starts], lot_at[starts]
+        lot_expires = lot_at + EXPIRY_US
+        lot_kind = np.full(len(lot_points), 0)
+        entries_owner[0], entries_at[0], entries_points[0] = lot_owner, lot_at, lot_points
+        entries_kind[0] = np.full(len(lot_points), 0)
+        entries_purchase[0] = np.full(len(lot_points), -1)
+        entries_expires[0] = lot_expires
+
+    # Staff adjustments: a goodwill credit for about 1% of members (embedded demo only).
+    if with_adjustments:
+        lucky = np.flatnonzero((rng.random(count) < 0.01) & (status == MemberStatus.ACTIVE))
+        adjust_at = now_us - (rng.uniform(1, 300, len(lucky)) * DAY_US).astype(np.int64)
+        lot_owner = np.r_[lot_owner, lucky]
+        lot_at = np.r_[lot_at, adjust_at]
+        lot_points = np.r_[lot_points, np.full(len(lucky), 50)]
+        lot_remaining = np.r_[lot_remaining, np.full(len(lucky), 50)]
+        lot_expires = np.r_[lot_expires, adjust_at + EXPIRY_US]
+        lot_kind = np.r_[lot_kind, np.full(len(lucky), 3)]
+        entries_owner.append(lucky)
+        entries_at.append(adjust_at)
+        entries_points.append(np.full(len(lucky), 50))
+        entries_kind.append(np.full(len(lucky), 3))
+        entries_purchase.append(np.full(len(lucky), -1))
+        entries_expires.append(adjust_at + EXPIRY_US)
+
+    # Redemptions: about a third of the members with points redeem a reward now and then;
+    # lots are consumed oldest first, skipping lots already expired at that moment.
+    order = np.argsort(
+        _owner_time_key(lot_owner, lot_at, int(lot_at.min()) if len(lot_at) else 0),
+        kind="stable",
+    )
+    lot_owner, lot_at, lot_points = lot_owner[order], lot_at[order], lot_points[order]
+    lot_remaining, lot_expires, lot_kind = lot_remaining[order], lot_expires[order], lot_kind[order]
+    bounds = np.searchsorted(lot_owner, np.arange(count + 1))
+    has_lots = np.diff(bounds) > 0
+    first_lot = np.where(has_lots, lot_at[np.minimum(bounds[:-1], max(len(lot_at) - 1, 0))], 0)
+    group_start = bounds[:-1][lot_owner]
+    red_owner_parts, red_at_parts, red_points_parts = [], [], []
+    for _round in range(2):  # each member redeems up to twice; each round is vectorised
+        redeemer = has_lots & (rng.random(count) < 0.3)
+        last = now_us - DAY_US
+        moment = first_lot + (rng.random(count) * np.maximum(last - first_lot, 0)).astype(np.int64)
+        at_moment = moment[lot_owner]
+        usable = redeemer[lot_owner] & (lot_at <= at_moment) & (at_moment < lot_expires)
+        usable_points = np.where(usable, lot_remaining, 0)
+        available = np.bincount(lot_owner, weights=usable_points, minlength=count).astype(np.int64)
+        affordable = np.searchsorted(REWARD_COSTS, available, side="right")
+        pick = (rng.random(count) * affordable).astype(np.int64)
+        cost = np.where(affordable > 0, REWARD_COSTS[np.minimum(pick, len(REWARD_COSTS) - 1)], 0)
+        # Oldest lots first: the member's earlier usable lots cover the cost before this one.
+        running = np.cumsum(usable_points)
+        before = (
+            running
+            - usable_points
+            - np.where(group_start > 0, running[np.maximum(group_start - 1, 0)], 0)
+        )
+        take = np.clip(cost[lot_owner] - before, 0, usable_points)
+        lot_remaining -= take
+        paying = np.flatnonzero(cost > 0)
+        red_owner_parts.append(paying)
+        red_at_parts.append(moment[paying])
+        red_points_parts.append(-cost[paying])
+    red_owner = np.concatenate(red_owner_parts)
+    red_at = np.concatenate(red_at_parts)
+    red_points = np.concatenate(red_points_parts)
+    entries_owner.append(red_owner)
+    entries_at.append(red_at)
+    entries_points.append(red_points)
+    entries_kind.append(np.full(len(red_owner), 1))
+    entries_purchase.append(np.full(len(red_owner), -1))
+    entries_expires.append(np.full(len(red_owner), -1))
+
+    # Expiry: what remains of lots expired by now, in one entry per member (the nightly run).
+    expired = lot_expires <= now_us
+    expired_points = np.bincount(
+        lot_owner[expired], weights=lot_remaining[expired], minlength=count
+    ).astype(np.int64)
+    lot_expired = np.where(expired, lot_remaining, 0)
+    lot_remaining[expired] = 0
+    expiring = np.flatnonzero(expired_points > 0)
+    entries_owner.append(expiring)
+    entries_at.append(np.full(len(expiring), now_us - 3600 * 1_000_000))
+    entries_points.append(-expired_points[expiring])
+    entries_kind.append(np.full(len(expiring), 2))
+    entries_purchase.append(np.full(len(expiring), -1))
+    entries_expires.append(np.full(len(expiring), -1))
+
+    # Remaining per credit entry: map the (sorted) lots back to the earn/adjust entries.
+    earn_count = len(entries_points[0])
+
+    def per_entry(by_sorted_lot: np.ndarray) -> list[np.ndarray]:
+        by_lot = np.empty_like(by_sorted_lot)
+        by_lot[order] = by_sorted_lot
+        parts = [by_lot[:earn_count], np.zeros(int(has_reversal.sum()), dtype=np.int64)]
+        if with_adjustments:
+            parts.append(by_lot[earn_count:])
+        return parts + [
+            np.zeros(len(red_owner), dtype=np.int64),
+            np.zeros(len(expiring), dtype=np.int64),
+        ]
+
+    entries_remaining = per_entry(lot_remaining)
+    entries_expired = per_entry(lot_expired)
+
+    ledger = {
+        "owner": np.concatenate(entries_owner).astype(np.int64),
+        "at": np.concatenate(entries_at).astype(np.int64),
+        "points": np.concatenate(entries_points).astype(np.int64),
+        "kind": np.concatenate(entries_kind).astype(np.int64),
+        "purchase": np.concatenate(entries_purchase).astype(np.int64),
+        "expires": np.concatenate(entries_expires).astype(np.int64),
+        "remaining": np.concatenate(entries_remaining).astype(np.int64),
+        "expired": np.concatenate(entries_expired).astype(np.int64),
+    }
+    origin = int(ledger["at"].min()) if len(ledger["at"]) else 0
+    order = np.argsort(
+        _owner_time_key(ledger["owner"], ledger["at"], origin) * 8 + ledger["kind"],
+        kind="stable",
+    )
+    ledger = {key: value[order] for key, value in ledger.items()}
+    cumulative = np.cumsum(ledger["points"])
+    starts = np.searchsorted(ledger["owner"], ledger["owner"], side="left")
+    ledger["balance_after"] = cumulative - np.where(starts > 0, cumulative[starts - 1], 0)
+    return ledger
+
+
+KIND_CODES = [
+    EntryKind.EARN,
+    EntryKind.REDEEM,
+    EntryKind.EXPIRE,
+    EntryKind.ADJUST,
+    EntryKind.BONUS,
+    EntryKind.REVERSAL,
+]
+SOURCE_BY_KIND = [
+    EntrySource.PURCHASE,
+    EntrySource.REDEMPTION,
+    EntrySource.SYSTEM,
+    EntrySource.STAFF,
+    EntrySource.SYSTEM,
+    EntrySource.REFUND,
+]
+MONTHLY_EARN_REASON = "Aankopen van de maand"
+REASON_BY_KIND = [
+    "Aankoop {id}",
+    "Beloning ingewisseld",
+    "Punten verlopen",
+    "Goodwill (klantenservice)",
+    "Bonus",
+    "Retour van aankoop {id}",
+]
