@@ -183,6 +183,7 @@ def segment_members(*, run: SegmentationRun | None, kind: str, key: str) -> Quer
     """The active members of one segment, quadrant or rule segment in `run`, as rows of
     `member_id` and `member_number`, for paginating in member id order (the primary keys'
     order): never loaded whole. SegmentNotFound for an unknown kind or key."""
+    rows: QuerySet
     if kind == "rfm" and key in Segment.values:
         rows = MemberScore.objects.filter(segment=key)
     elif kind == "quadrant" and key in Quadrant.values:

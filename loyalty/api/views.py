@@ -33,7 +33,10 @@ def _standing(member: Member) -> tuple[int, str | None]:
 
 
 def _result(result: PurchaseResult, member: Member) -> dict:
-    balance, tier = _standing(member)
+    if result.balance is not None:
+        balance, tier = result.balance, result.tier
+    else:  # a replay: read the standing now
+        balance, tier = _standing(member)
     return s.PurchaseResultOut(
         {"created": result.created, "purchase": result.purchase, "balance": balance, "tier": tier}
     ).data

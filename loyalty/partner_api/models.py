@@ -36,8 +36,8 @@ class PartnerAPIKey(AbstractAPIKey):
     )
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = _("API key")
-        verbose_name_plural = _("API keys")
+        verbose_name = _("API key")  # type: ignore[assignment]  # the library types it str
+        verbose_name_plural = _("API keys")  # type: ignore[assignment]
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

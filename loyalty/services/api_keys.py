@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -39,13 +40,14 @@ def api_key_create(
     name = (name or "").strip()
     if not name:
         raise ValidationFailed(_("Give the key a name, e.g. the till or system using it."))
-    return PartnerAPIKey.objects.create_key(
+    record, key = PartnerAPIKey.objects.create_key(
         partner=partner,
         name=name[:50],
         scopes=_checked_scopes(scopes),
         expiry_date=expires_at,
         created_by=created_by,
     )
+    return cast(PartnerAPIKey, record), key  # the library's manager is typed for its base
 
 
 def api_key_revoke(*, api_key: PartnerAPIKey) -> PartnerAPIKey:

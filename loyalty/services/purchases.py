@@ -95,6 +95,10 @@ def money(value: Decimal | str | int | float) -> Decimal:
 class PurchaseResult:
     purchase: Purchase
     created: bool
+    # The member's balance and tier right after a new purchase (None for a replay), so that a
+    # caller answering a till need not read the account again.
+    balance: int | None = None
+    tier: str | None = None
 
 
 def _quantity(value: object) -> Decimal:
@@ -255,7 +259,12 @@ def purchase_record(
         if existing is None:
             raise
         return _same_purchase(existing, member=member, amount=amount)
-    return PurchaseResult(purchase=purchase, created=True)
+    return PurchaseResult(
+        purchase=purchase,
+        created=True,
+        balance=account.balance,
+        tier=account.tier.name if account.tier else None,
+    )
 
 
 def _credit_earnings(
