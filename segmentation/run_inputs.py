@@ -297,7 +297,7 @@ def member_attributes() -> pd.DataFrame:
     )
 
 
-def consenting_ids() -> np.ndarray:
+def consenting_id_array() -> np.ndarray:
     """Ids of members whose newest e-mail consent grants it (for rule segments in a run)."""
     # Without the records' default ordering: a sort of every record for nothing.
     (ids,) = _columns(consenting_member_ids().order_by(), ["bigint"])

@@ -45,7 +45,7 @@ from .models import (
 )
 from .pipeline import Parameters, compute_scores
 from .rules import RuleNeeds, rule_mask, rule_needs, validate_rule
-from .run_inputs import consenting_ids, member_attributes, run_inputs
+from .run_inputs import consenting_id_array, member_attributes, run_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ def _rule_inputs(needs: RuleNeeds) -> tuple[pd.DataFrame | None, np.ndarray | No
     """The member attributes and consenting ids, if the rules ask for them."""
     return (
         member_attributes() if needs.attributes else None,
-        consenting_ids() if needs.consent else None,
+        consenting_id_array() if needs.consent else None,
     )
 
 
