@@ -176,7 +176,7 @@ def member_numbers(count: int, seed: int) -> np.ndarray:
 
 
 def _luhn_digits(bodies: np.ndarray, length: int) -> np.ndarray:
-    """members.numbers.luhn_check_digit for many numbers at once."""
+    """The Luhn check digit (stdnum.luhn.calc_check_digit) for many numbers at once."""
     total = np.zeros(len(bodies), dtype=np.int64)
     remaining = bodies.copy()
     for position in range(length):  # from the right; the rightmost digit is doubled
