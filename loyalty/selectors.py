@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from members.models import Member
 
-from .models import LedgerEntry, PointsAccount, ProgramSettings, Tier
+from .models import LedgerEntry, Partner, PointsAccount, ProgramSettings, Purchase, Tier
 from .services import rolling_figure
 
 
@@ -82,3 +82,8 @@ def tier_progress(*, member: Member, at: dt.datetime | None = None) -> TierProgr
         percent,
         account.tier_kept_until if account else None,
     )
+
+
+def purchases_of(*, partner: Partner) -> QuerySet[Purchase]:
+    """A partner's own purchases (the API shows a partner no other)."""
+    return Purchase.objects.filter(partner=partner).select_related("member")

@@ -16,7 +16,7 @@ from loyalty.errors import ApplicationError
 from loyalty.selectors import account_for_member, member_balance
 from members.models import Member, MemberStatus
 
-from .errors import LimitReached, NotEligible, OutOfStock, RewardUnavailable
+from .errors import LimitReached, NotEligible, OutOfStock, RewardNotFound, RewardUnavailable
 from .models import Redemption, RedemptionStatus, Reward
 
 
@@ -137,6 +137,14 @@ def rewards_active(*, now: dt.datetime | None = None) -> QuerySet[Reward]:
         .exclude(valid_from__gt=now)
         .select_related("minimum_tier", "partner")
     )
+
+
+def reward_get(*, reward_id: int) -> Reward:
+    """A reward by id, or RewardNotFound (naming the `reward` field)."""
+    reward = Reward.objects.filter(pk=reward_id).first()
+    if reward is None:
+        raise RewardNotFound(field="reward")
+    return reward
 
 
 def redemptions_through(*, partner) -> QuerySet[Redemption]:

@@ -15,12 +15,12 @@ from members.models import Member
 from members.selectors import member_get
 
 from ..errors import ApplicationError
-from ..models import LedgerEntry, Purchase
+from ..models import LedgerEntry
 from ..partner_api.idempotency import idempotent
 from ..partner_api.models import ApiScope
 from ..partner_api.problems import problem_exception_handler
 from ..partner_api.schema import IDEMPOTENCY_PARAMETER, problems
-from ..selectors import account_for_member, ledger_for_member, tier_progress
+from ..selectors import account_for_member, ledger_for_member, purchases_of, tier_progress
 from ..services import PurchaseResult, purchase_record, purchase_refund
 from . import serializers as s
 
@@ -170,7 +170,7 @@ class PurchaseDetail(generics.RetrieveAPIView):
     lookup_field = "external_id"
 
     def get_queryset(self):
-        return Purchase.objects.filter(partner=self.request.auth.partner).select_related("member")
+        return purchases_of(partner=self.request.auth.partner)
 
     @extend_schema(
         operation_id="purchase_get",
@@ -199,8 +199,7 @@ class RefundCreate(APIView):
     @idempotent
     def post(self, request: Request, external_id: str) -> Response:
         purchase = get_object_or_404(
-            Purchase.objects.select_related("member"),
-            partner=request.auth.partner,
+            purchases_of(partner=request.auth.partner),
             external_id=external_id,
         )
         data = _validated(s.RefundIn, request.data)

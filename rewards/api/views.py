@@ -17,9 +17,9 @@ from loyalty.partner_api.models import ApiScope
 from loyalty.partner_api.schema import IDEMPOTENCY_PARAMETER, problems
 from members.selectors import member_get
 
-from ..errors import RedemptionNotFound, RewardNotFound
-from ..models import Redemption, Reward
-from ..selectors import catalogue_for, redemptions_through, rewards_active
+from ..errors import RedemptionNotFound
+from ..models import Redemption
+from ..selectors import catalogue_for, redemptions_through, reward_get, rewards_active
 from ..services import redemption_cancel, reward_redeem, voucher_use, voucher_validate
 from . import serializers as s
 
@@ -112,9 +112,7 @@ class RedemptionCreate(APIView):
     def post(self, request: Request) -> Response:
         data = _validated(s.RedemptionIn, request.data)
         member = member_get(query=data["member_number"])
-        reward = Reward.objects.filter(pk=data["reward"]).first()
-        if reward is None:
-            raise RewardNotFound(field="reward")
+        reward = reward_get(reward_id=data["reward"])
         redemption = reward_redeem(member=member, reward=reward, partner=request.auth.partner)
         return Response(s.RedemptionOut(redemption).data, status=status.HTTP_201_CREATED)
 
