@@ -13,6 +13,7 @@ from loyalty.models import LedgerEntry, PointsAccount, Purchase
 from loyalty.partner_api.models import ApiScope
 from tests.api.conftest import client_for
 from tests.concurrency import race
+from tests.conftest import wait_until
 from tests.factories import api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -308,7 +309,8 @@ def test_the_same_key_while_the_first_request_still_runs_is_409(shop, program, c
     locked.wait(timeout=10)
     first = threading.Thread(target=post, args=("first",))
     first.start()
-    threading.Event().wait(0.5)  # the first has claimed the key and waits for the account
+    # The first request has claimed the key and now waits for the account row's lock.
+    wait_until(_a_backend_waits_for_a_lock, timeout=20, interval=0.05)
     post("second")
     release.set()
     first.join(timeout=30)
@@ -318,3 +320,14 @@ def test_the_same_key_while_the_first_request_still_runs_is_409(shop, program, c
     assert answers["second"].json()["code"] == "idempotency_request_in_progress"
     assert answers["first"].status_code == 201
     assert Purchase.objects.count() == 1
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
