@@ -17,6 +17,7 @@ from members.selectors import member_get
 from ..errors import ApplicationError
 from ..models import LedgerEntry
 from ..partner_api.idempotency import idempotent
+from ..partner_api.input import validated
 from ..partner_api.models import ApiScope
 from ..partner_api.problems import problem_exception_handler
 from ..partner_api.schema import IDEMPOTENCY_PARAMETER, problems
@@ -94,7 +95,7 @@ class PurchaseCreate(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _validated(s.PurchaseIn, request.data)
+        data = validated(s.PurchaseIn, request.data)
         member = member_get(query=data["member_number"])
         result = _record(request.auth.partner, data, member)
         return Response(
@@ -120,7 +121,7 @@ class PurchaseBatch(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        items = _validated(s.BatchIn, request.data)["purchases"]
+        items = validated(s.BatchIn, request.data)["purchases"]
         numbers = {str(item.get("member_number", "")) for item in items}
         members = {m.member_number: m for m in Member.objects.filter(member_number__in=numbers)}
         partner = request.auth.partner
@@ -128,7 +129,7 @@ class PurchaseBatch(APIView):
         for index, item in enumerate(items):
             external_id = str(item.get("external_id", ""))[:100]
             try:
-                data = _validated(s.PurchaseIn, item)
+                data = validated(s.PurchaseIn, item)
                 member = members.get(data["member_number"]) or member_get(
                     query=data["member_number"]
                 )
@@ -202,7 +203,7 @@ class RefundCreate(APIView):
             purchases_of(partner=request.auth.partner),
             external_id=external_id,
         )
-        data = _validated(s.RefundIn, request.data)
+        data = validated(s.RefundIn, request.data)
         refund = purchase_refund(
             purchase=purchase, amount=data["amount"], external_id=data["refund_id"]
         )
@@ -258,9 +259,3 @@ class MemberLedger(generics.ListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

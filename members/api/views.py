@@ -19,6 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from loyalty.partner_api.input import validated
 from loyalty.partner_api.models import ApiScope
 from loyalty.partner_api.schema import problems
 
@@ -42,12 +43,6 @@ class NotAllowedForPartnerKind(exceptions.PermissionDenied):
 def _member_out(member: Member) -> dict:
     """The member as answered, with the consent state (read again: a fresh member has none)."""
     return s.MemberOut(members_with_email_consent().get(pk=member.pk)).data
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class MemberFilter(django_filters.FilterSet):
@@ -123,7 +118,7 @@ class MemberCollection(generics.ListAPIView):
         ],
     )
     def post(self, request: Request) -> Response:
-        data = _validated(s.EnrolIn, request.data)
+        data = validated(s.EnrolIn, request.data)
         terms = current_terms()
         if terms is not None and data["terms_version"] not in ("", terms.version):
             raise TermsNotAccepted(
@@ -180,7 +175,7 @@ class MemberDetail(APIView):
     )
     def patch(self, request: Request, member_number: str) -> Response:
         member = member_get(query=member_number)
-        data = _validated(s.MemberUpdateIn, request.data)
+        data = validated(s.MemberUpdateIn, request.data)
         member_language_set(member=member, language=data["language"])
         return Response(_member_out(member))
 
@@ -200,7 +195,7 @@ class MemberConsent(APIView):
     )
     def post(self, request: Request, member_number: str) -> Response:
         member = member_get(query=member_number)
-        data = _validated(s.ConsentIn, request.data)
+        data = validated(s.ConsentIn, request.data)
         source = f"api:{request.auth.partner.name}"[:CONSENT_SOURCE_MAX_LENGTH]
         changed = consent_change(
             member=member, granted=data["granted"], source=source, channel=data["channel"]

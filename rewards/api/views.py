@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty.partner_api.idempotency import idempotent
+from loyalty.partner_api.input import validated
 from loyalty.partner_api.models import ApiScope
 from loyalty.partner_api.schema import IDEMPOTENCY_PARAMETER, problems
 from members.selectors import member_get
@@ -22,12 +23,6 @@ from ..models import Redemption
 from ..selectors import catalogue_for, redemptions_through, reward_get, rewards_active
 from ..services import redemption_cancel, reward_redeem, voucher_use, voucher_validate
 from . import serializers as s
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _own_redemption(request: Request, redemption_id: str) -> Redemption:
@@ -110,7 +105,7 @@ class RedemptionCreate(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        data = _validated(s.RedemptionIn, request.data)
+        data = validated(s.RedemptionIn, request.data)
         member = member_get(query=data["member_number"])
         reward = reward_get(reward_id=data["reward"])
         redemption = reward_redeem(member=member, reward=reward, partner=request.auth.partner)
@@ -164,7 +159,7 @@ class VoucherValidate(APIView):
         responses={200: s.VoucherOut, **problems(400, 404, 409)},
     )
     def post(self, request: Request) -> Response:
-        code = _validated(s.VoucherIn, request.data)["code"]
+        code = validated(s.VoucherIn, request.data)["code"]
         redemption = voucher_validate(code=code, partner=request.auth.partner)
         return Response(s.VoucherOut(redemption).data)
 
@@ -185,6 +180,6 @@ class VoucherUse(APIView):
     )
     @idempotent
     def post(self, request: Request) -> Response:
-        code = _validated(s.VoucherIn, request.data)["code"]
+        code = validated(s.VoucherIn, request.data)["code"]
         redemption = voucher_use(code=code, partner=request.auth.partner)
         return Response(s.VoucherOut(redemption).data)
