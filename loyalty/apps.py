@@ -23,10 +23,21 @@ class LoyaltyConfig(AppConfig):
 
         register(Tags.security, deploy=True)(deploy_settings_check)
 
+        from django.db.models.signals import post_delete, post_save
+
         from members import emails, participation
 
-        from .models import ProgramSettings
+        from .earning import earning_terms_changed
+        from .models import EarningRule, ProgramSettings, Tier
         from .roles import sync_after_migrate
+
+        for model in (Tier, EarningRule):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    earning_terms_changed,
+                    sender=model,
+                    dispatch_uid=f"loyalty.earning_terms.{model.__name__}.{signal is post_save}",
+                )
 
         def conditions() -> participation.ParticipationConditions:
             program = ProgramSettings.load()

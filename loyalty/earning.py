@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Q
+from django.core.cache import cache
+from django.db import transaction
 
 from .models import EarningRule, ProgramSettings, Tier
 
@@ -105,13 +106,55 @@ class EarningBreakdown:
         }
 
 
+@dataclass(frozen=True)
+class EarningTerms:
+    """The tiers and the active earning rules, which every purchase reads and the program
+    manager changes a few times a year: one cache read instead of two queries a purchase."""
+
+    tiers: tuple[Tier, ...]  # by rank, lowest first
+    rules: tuple[EarningRule, ...]  # active ones, best first; their dates are checked per use
+
+    def rules_at(self, at: dt.datetime) -> list[EarningRule]:
+        return [
+            rule
+            for rule in self.rules
+            if (rule.valid_from is None or rule.valid_from <= at)
+            and (rule.valid_until is None or rule.valid_until > at)
+        ]
+
+    def tier(self, tier_id: int | None) -> Tier | None:
+        return next((tier for tier in self.tiers if tier.pk == tier_id), None)
+
+
+EARNING_TERMS_CACHE_KEY = "loyalty:earning-terms:v1"
+EARNING_TERMS_CACHE_SECONDS = 300  # bounds what a rolled-back change could leave behind
+
+
+def earning_terms() -> EarningTerms:
+    """The current terms, from the cache shared by every process (Redis in production)."""
+    terms = cache.get(EARNING_TERMS_CACHE_KEY)
+    if terms is None:
+        terms = EarningTerms(
+            tiers=tuple(Tier.objects.order_by("rank")),
+            rules=tuple(
+                EarningRule.objects.filter(is_active=True).order_by(
+                    "-priority", "-multiplier", "pk"
+                )
+            ),
+        )
+        cache.set(EARNING_TERMS_CACHE_KEY, terms, EARNING_TERMS_CACHE_SECONDS)
+    return terms
+
+
+def earning_terms_changed(**kwargs) -> None:
+    """Forget the cached terms now and again after the commit (receiver of the save and delete
+    signals of tiers and rules): a read in between may have cached the uncommitted rows."""
+    cache.delete(EARNING_TERMS_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(EARNING_TERMS_CACHE_KEY))
+
+
 def active_rules(*, at: dt.datetime) -> list[EarningRule]:
-    return list(
-        EarningRule.objects.filter(is_active=True)
-        .filter(Q(valid_from__isnull=True) | Q(valid_from__lte=at))
-        .filter(Q(valid_until__isnull=True) | Q(valid_until__gt=at))
-        .order_by("-priority", "-multiplier", "pk")
-    )
+    return earning_terms().rules_at(at)
 
 
 def _best_rule(

@@ -55,12 +55,15 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_program_settings_cache():
-    """The settings row is cached across processes; each test starts from its own database."""
+    """The settings row and the earning terms are cached across processes; each test starts from
+    its own database."""
     from django.core.cache import cache
 
-    cache.delete(ProgramSettings.CACHE_KEY)
+    from loyalty.earning import EARNING_TERMS_CACHE_KEY
+
+    cache.delete_many([ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY])
     yield
-    cache.delete(ProgramSettings.CACHE_KEY)
+    cache.delete_many([ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY])
 
 
 @pytest.fixture

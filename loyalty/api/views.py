@@ -17,12 +17,18 @@ from members.selectors import member_get
 from ..errors import ApplicationError
 from ..models import LedgerEntry
 from ..partner_api.idempotency import idempotent
-from ..partner_api.input import validated
+from ..partner_api.input import validated, validated_each
 from ..partner_api.models import ApiScope
 from ..partner_api.problems import problem_exception_handler
 from ..partner_api.schema import IDEMPOTENCY_PARAMETER, problems
 from ..selectors import account_for_member, ledger_for_member, purchases_of, tier_progress
-from ..services import PurchaseResult, purchase_record, purchase_refund
+from ..services import (
+    PurchaseInput,
+    PurchaseResult,
+    purchase_record,
+    purchase_refund,
+    purchases_record_batch,
+)
 from . import serializers as s
 
 
@@ -33,27 +39,36 @@ def _standing(member: Member) -> tuple[int, str | None]:
     )
 
 
-def _result(result: PurchaseResult, member: Member) -> dict:
-    if result.balance is not None:
-        balance, tier = result.balance, result.tier
-    else:  # a replay: read the standing now
-        balance, tier = _standing(member)
-    return s.PurchaseResultOut(
-        {"created": result.created, "purchase": result.purchase, "balance": balance, "tier": tier}
-    ).data
+def _results(results: list[PurchaseResult]) -> list[dict]:
+    """The answers to recorded purchases, serialized together (one serializer's fields)."""
+    shown = []
+    for result in results:
+        if result.balance is not None:
+            balance, tier = result.balance, result.tier
+        else:  # a replay: read the standing now
+            balance, tier = _standing(result.purchase.member)
+        shown.append(
+            {
+                "created": result.created,
+                "purchase": result.purchase,
+                "balance": balance,
+                "tier": tier,
+            }
+        )
+    return s.PurchaseResultOut(shown, many=True).data
 
 
-def _record(partner, data: dict, member: Member) -> PurchaseResult:
-    return purchase_record(
-        partner=partner,
-        external_id=data["external_id"],
-        member=member,
-        amount=data["amount"],
-        purchased_at=data.get("purchased_at"),
-        channel=data["channel"],
-        store=data.get("store", ""),
-        lines=[dict(line) for line in data.get("lines", [])],
-    )
+def _purchase_fields(data: dict, member: Member) -> dict:
+    """The service's arguments (those of `purchase_record` and `PurchaseInput`) from a body."""
+    return {
+        "external_id": data["external_id"],
+        "member": member,
+        "amount": data["amount"],
+        "purchased_at": data.get("purchased_at"),
+        "channel": data["channel"],
+        "store": data.get("store", ""),
+        "lines": [dict(line) for line in data.get("lines", [])],
+    }
 
 
 class PurchaseCreate(APIView):
@@ -97,9 +112,9 @@ class PurchaseCreate(APIView):
     def post(self, request: Request) -> Response:
         data = validated(s.PurchaseIn, request.data)
         member = member_get(query=data["member_number"])
-        result = _record(request.auth.partner, data, member)
+        result = purchase_record(partner=request.auth.partner, **_purchase_fields(data, member))
         return Response(
-            _result(result, member),
+            _results([result])[0],
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -122,39 +137,43 @@ class PurchaseBatch(APIView):
     @idempotent
     def post(self, request: Request) -> Response:
         items = validated(s.BatchIn, request.data)["purchases"]
-        numbers = {str(item.get("member_number", "")) for item in items}
+        outcomes: list[PurchaseResult | ApplicationError | ValidationError | None] = [None] * len(
+            items
+        )
+        shaped: dict[int, dict] = {}
+        for index, checked in enumerate(validated_each(s.PurchaseIn, items)):
+            if isinstance(checked, ValidationError):
+                outcomes[index] = checked
+            else:
+                shaped[index] = checked
+        numbers = {data["member_number"] for data in shaped.values()}
         members = {m.member_number: m for m in Member.objects.filter(member_number__in=numbers)}
-        partner = request.auth.partner
-        results, counts = [], {"created": 0, "replayed": 0, "error": 0}
-        for index, item in enumerate(items):
-            external_id = str(item.get("external_id", ""))[:100]
+        inputs: dict[int, PurchaseInput] = {}
+        for index, data in shaped.items():
             try:
-                data = validated(s.PurchaseIn, item)
                 member = members.get(data["member_number"]) or member_get(
                     query=data["member_number"]
                 )
-                result = _record(partner, data, member)
-            except (ApplicationError, ValidationError) as error:
-                results.append(
-                    {
-                        "index": index,
-                        "external_id": external_id,
-                        "status": "error",
-                        "error": problem_exception_handler(error, {}).data,
-                    }
-                )
-                counts["error"] += 1
+            except ApplicationError as error:
+                outcomes[index] = error
                 continue
-            outcome = "created" if result.created else "replayed"
-            counts[outcome] += 1
-            results.append(
-                {
-                    "index": index,
-                    "external_id": external_id,
-                    "status": outcome,
-                    "result": _result(result, member),
-                }
-            )
+            inputs[index] = PurchaseInput(**_purchase_fields(data, member))
+        recorded = purchases_record_batch(partner=request.auth.partner, items=list(inputs.values()))
+        for index, outcome in zip(inputs, recorded, strict=True):
+            outcomes[index] = outcome
+        succeeded = [outcome for outcome in outcomes if isinstance(outcome, PurchaseResult)]
+        shown = iter(_results(succeeded))
+        results, counts = [], {"created": 0, "replayed": 0, "error": 0}
+        for index, (item, outcome) in enumerate(zip(items, outcomes, strict=True)):
+            answer = {"index": index, "external_id": str(item.get("external_id", ""))[:100]}
+            if isinstance(outcome, PurchaseResult):
+                answer["status"] = "created" if outcome.created else "replayed"
+                answer["result"] = next(shown)
+            else:
+                answer["status"] = "error"
+                answer["error"] = problem_exception_handler(outcome, {}).data
+            counts[answer["status"]] += 1
+            results.append(answer)
         return Response(
             {
                 "created": counts["created"],

@@ -13,16 +13,19 @@ from .ledger import (
 )
 from .purchases import (
     EARNING_STATUSES,
+    PurchaseInput,
     PurchaseResult,
     earning_preview,
     money,
     purchase_record,
     purchase_refund,
+    purchases_record_batch,
 )
 from .tiers import qualifying_tier, rolling_figure, tier_recalculate, tiers_recalculate_all
 
 __all__ = [
     "EARNING_STATUSES",
+    "PurchaseInput",
     "PurchaseResult",
     "account_lock",
     "api_key_create",
@@ -36,6 +39,7 @@ __all__ = [
     "points_expire",
     "purchase_record",
     "purchase_refund",
+    "purchases_record_batch",
     "qualifying_tier",
     "rolling_figure",
     "tier_recalculate",

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 
 from dateutil.relativedelta import relativedelta
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F
 from django.utils import timezone, translation
@@ -64,15 +65,33 @@ def _in_member_language(
 
 def account_lock(*, member: Member) -> PointsAccount:
     """The member's account row, locked for this transaction (created on first use)."""
-    account = PointsAccount.objects.select_for_update().filter(member=member).first()
-    if account is None:
-        try:
-            with transaction.atomic():
-                PointsAccount.objects.create(member=member)
-        except IntegrityError:
-            pass  # created concurrently; lock the winner's row below
-        account = PointsAccount.objects.select_for_update().get(member=member)
-    return account
+    return accounts_lock(member_ids={member.pk})[member.pk]
+
+
+def accounts_lock(*, member_ids: Collection[int]) -> dict[int, PointsAccount]:
+    """These members' account rows with their tiers, by member id, locked for this transaction
+    in the order of their ids (two callers locking overlapping sets cannot deadlock); the
+    missing ones are created first."""
+
+    def locked(ids: Collection[int]) -> dict[int, PointsAccount]:
+        rows = (
+            PointsAccount.objects.select_for_update(of=("self",))
+            .select_related("tier")
+            .filter(member_id__in=list(ids))
+            .order_by("pk")
+        )
+        return {account.member_id: account for account in rows}
+
+    accounts = locked(member_ids)
+    missing = set(member_ids) - accounts.keys()
+    if missing:
+        # Created concurrently by someone else: that insert waits for them, then is skipped.
+        PointsAccount.objects.bulk_create(
+            [PointsAccount(member_id=member_id) for member_id in sorted(missing)],
+            ignore_conflicts=True,
+        )
+        accounts.update(locked(missing))
+    return accounts
 
 
 def _expiry_for(at: dt.datetime, program: ProgramSettings) -> dt.datetime | None:

@@ -5,16 +5,16 @@ the nightly run after the grace period.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.db.models import F, Sum
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import events
+from ..earning import earning_terms
 from ..models import (
     EntryKind,
     EntrySource,
@@ -27,31 +27,57 @@ from ..models import (
     TierChange,
 )
 
+# What counts towards the rolling figure on the points basis.
+TIER_POINT_KINDS = (EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL)
+TIER_POINT_SOURCES = (EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN)
+
+
+def rolling_figures(
+    *, member_ids: Iterable[int] | None, at: dt.datetime, basis: str
+) -> dict[int, Decimal]:
+    """The rolling 12-month spend (net of refunds) or points earned of these members (None:
+    everyone), by member id, in one grouped query; members without any are left out."""
+    since = at - relativedelta(months=12)
+    if basis == TierBasis.POINTS:
+        entries = LedgerEntry.objects.filter(
+            created_at__gt=since,
+            created_at__lte=at,
+            kind__in=TIER_POINT_KINDS,
+            source__in=TIER_POINT_SOURCES,
+        )
+        if member_ids is not None:
+            entries = entries.filter(account__member_id__in=list(member_ids))
+        rows = (
+            entries.values("account__member_id")
+            .annotate(total=Sum("points"))
+            .values_list("account__member_id", "total")
+        )
+    else:
+        purchases = Purchase.objects.filter(purchased_at__gt=since, purchased_at__lte=at)
+        if member_ids is not None:
+            purchases = purchases.filter(member_id__in=list(member_ids))
+        rows = (
+            purchases.values("member_id")
+            .annotate(total=Sum(F("amount") - F("refunded_amount")))
+            .values_list("member_id", "total")
+        )
+    return {member_id: Decimal(total or 0) for member_id, total in rows}
+
 
 def rolling_figure(
     *, account: PointsAccount, at: dt.datetime | None = None, basis: str | None = None
 ) -> Decimal:
     """The member's rolling 12-month spend (net of refunds) or points earned."""
-    at = at or timezone.now()
-    since = at - relativedelta(months=12)
-    basis = basis or ProgramSettings.load().tier_basis
-    if basis == TierBasis.POINTS:
-        total = account.entries.filter(
-            created_at__gt=since,
-            created_at__lte=at,
-            kind__in=[EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL],
-            source__in=[EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN],
-        ).aggregate(total=Coalesce(Sum("points"), 0))["total"]
-        return Decimal(total)
-    return Purchase.objects.filter(
-        member_id=account.member_id,
-        purchased_at__gt=since,
-        purchased_at__lte=at,
-    ).aggregate(total=Coalesce(Sum(F("amount") - F("refunded_amount")), Decimal("0")))["total"]
+    figures = rolling_figures(
+        member_ids=[account.member_id],
+        at=at or timezone.now(),
+        basis=basis or ProgramSettings.load().tier_basis,
+    )
+    return figures.get(account.member_id, Decimal(0))
 
 
 def qualifying_tier(figure: Decimal, tiers: Sequence[Tier] | None = None) -> Tier | None:
-    tiers = list(Tier.objects.order_by("rank")) if tiers is None else tiers
+    tiers = earning_terms().tiers if tiers is None else tiers
     reached = [tier for tier in tiers if tier.threshold <= figure]
     return max(reached, key=lambda tier: tier.rank) if reached else None
 
@@ -87,29 +113,70 @@ def tier_recalculate(
         reason = "downgrade"
     else:
         return None
-    account.tier = target
-    account.tier_since = now
-    account.tier_kept_until = now + relativedelta(months=program.tier_grace_months)
+    change = _tier_move(
+        account=account, target=target, figure=figure, reason=reason, now=now, program=program
+    )
     PointsAccount.objects.filter(pk=account.pk).update(
         tier=target, tier_since=now, tier_kept_until=account.tier_kept_until
     )
-    change = TierChange.objects.create(
+    change.save()
+    tier_change_told(change)
+    return change
+
+
+def tier_upgrade(
+    *,
+    account: PointsAccount,
+    figure: Decimal,
+    tiers: Sequence[Tier],
+    now: dt.datetime,
+    program: ProgramSettings,
+) -> TierChange | None:
+    """The upgrade a purchase brings a (locked) account whose figure is now `figure`, applied to
+    the account in memory: the caller saves both (purchases write them in bulk)."""
+    target = qualifying_tier(figure, tiers)
+    current_rank = account.tier.rank if account.tier else -1
+    if target is None or target.rank <= current_rank:
+        return None
+    return _tier_move(
+        account=account, target=target, figure=figure, reason="upgrade", now=now, program=program
+    )
+
+
+def _tier_move(
+    *,
+    account: PointsAccount,
+    target: Tier | None,
+    figure: Decimal,
+    reason: str,
+    now: dt.datetime,
+    program: ProgramSettings,
+) -> TierChange:
+    """Move the account to `target` in memory; the change, not saved yet."""
+    change = TierChange(
         account=account,
-        from_tier=current,
+        from_tier=account.tier,
         to_tier=target,
         figure=figure,
         reason=reason,
         changed_at=now,
     )
+    account.tier = target
+    account.tier_since = now
+    account.tier_kept_until = now + relativedelta(months=program.tier_grace_months)
+    return change
+
+
+def tier_change_told(change: TierChange) -> None:
+    """The domain event of a saved tier change (in its transaction)."""
     events.emit(
         "tier.changed",
-        member_id=account.member_id,
-        from_tier=current.name if current else None,
-        to_tier=target.name if target else None,
-        reason=reason,
-        figure=str(figure),
+        member_id=change.account.member_id,
+        from_tier=change.from_tier.name if change.from_tier else None,
+        to_tier=change.to_tier.name if change.to_tier else None,
+        reason=change.reason,
+        figure=str(change.figure),
     )
-    return change
 
 
 def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
@@ -121,27 +188,8 @@ def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
     """
     now = now or timezone.now()
     program = ProgramSettings.load()
-    tiers = list(Tier.objects.order_by("rank"))
-    since = now - relativedelta(months=12)
-    if program.tier_basis == TierBasis.POINTS:
-        figures = dict(
-            LedgerEntry.objects.filter(
-                created_at__gt=since,
-                created_at__lte=now,
-                kind__in=[EntryKind.EARN, EntryKind.BONUS, EntryKind.REVERSAL],
-                source__in=[EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMPAIGN],
-            )
-            .values("account__member_id")
-            .annotate(total=Sum("points"))
-            .values_list("account__member_id", "total")
-        )
-    else:
-        figures = dict(
-            Purchase.objects.filter(purchased_at__gt=since, purchased_at__lte=now)
-            .values("member_id")
-            .annotate(total=Sum(F("amount") - F("refunded_amount")))
-            .values_list("member_id", "total")
-        )
+    tiers = earning_terms().tiers
+    figures = rolling_figures(member_ids=None, at=now, basis=program.tier_basis)
     changes = 0
     accounts = PointsAccount.objects.order_by("pk").values_list(
         "pk", "member_id", "tier__rank", "tier_kept_until"

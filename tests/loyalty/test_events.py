@@ -15,7 +15,13 @@ from loyalty.models import EntryKind, LedgerEntry, ProgramSettings, Purchase
 from loyalty.services import points_credit, points_expire, purchase_record
 from members.services import consent_change, member_enrol
 from rewards import services as rewards
-from tests.factories import MemberFactory, RewardFactory, TermsVersionFactory, TierFactory
+from tests.factories import (
+    EarningRuleFactory,
+    MemberFactory,
+    RewardFactory,
+    TermsVersionFactory,
+    TierFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -174,15 +180,19 @@ def test_without_providers_a_preview_and_a_purchase_earn_no_bonus(program, partn
 # --- the purchase path ---------------------------------------------------------------------
 
 
-def test_recording_a_purchase_with_lines_costs_nine_statements(
+def test_recording_a_purchase_with_lines_costs_six_statements(
     program, partner, django_assert_num_queries
 ):
-    """Duplicate check, account lock, earning rules, purchase, lines, balance, ledger entry,
-    rolling spend, tiers (+ the savepoint that makes a concurrent duplicate recoverable)."""
+    """Account lock (with its tier), rolling spend, purchase, lines, ledger entry, account
+    (+ the savepoint that makes a concurrent duplicate recoverable). The earning rules and
+    tiers come from the cache; a new purchase needs no duplicate check (the unique constraint
+    finds a repeat)."""
+    TierFactory(name="Bronze", rank=1, threshold=Decimal("0"))
+    TierFactory(name="Silver", rank=2, threshold=Decimal("500"))
     member = MemberFactory()
-    purchase_record(partner=partner, external_id="W", member=member, amount="1.00")  # settings
+    purchase_record(partner=partner, external_id="W", member=member, amount="1.00")  # caches
 
-    with django_assert_num_queries(9 + 2):
+    with django_assert_num_queries(6 + 2):
         purchase_record(
             partner=partner,
             external_id="Q1",
@@ -190,6 +200,29 @@ def test_recording_a_purchase_with_lines_costs_nine_statements(
             amount="30.00",
             lines=[{"amount": "10.00", "category": "shoes"}, {"amount": "20.00"}],
         )
+
+
+def test_a_member_in_the_top_tier_costs_no_rolling_figure(
+    program, partner, django_assert_num_queries
+):
+    TierFactory(name="Bronze", rank=1, threshold=Decimal("0"))
+    member = MemberFactory()
+    purchase_record(partner=partner, external_id="W", member=member, amount="1.00")
+
+    with django_assert_num_queries(4 + 2):  # lock, purchase (no lines), ledger entry, account
+        purchase_record(partner=partner, external_id="Q1", member=member, amount="30.00")
+
+
+def test_a_new_earning_rule_or_tier_is_seen_by_the_next_purchase(program, partner):
+    member = MemberFactory()
+    purchase_record(partner=partner, external_id="A", member=member, amount="10.00")  # caches
+    EarningRuleFactory(name="Dubbel", multiplier=Decimal("2"))
+    TierFactory(name="Goud", rank=1, threshold=Decimal("0"), multiplier=Decimal("1.5"))
+
+    result = purchase_record(partner=partner, external_id="B", member=member, amount="10.00")
+
+    assert result.tier == "Goud"  # the upgrade is seen
+    assert result.purchase.earning_breakdown["lines"][0]["rule"] == "Dubbel"
 
 
 def test_program_settings_are_cached_and_a_save_is_seen_at_once(program, django_assert_num_queries):
