@@ -1,0 +1,471 @@
+"""Campaigns in the back office: messages with preview and test send."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from loyalty.admin_readonly import ReadOnlyAdmin
+from loyalty.admin_singleton import SingletonAdmin
+from loyalty.audit.admin import AuditedModelAdmin
+from loyalty.errors import ApplicationError, ValidationFailed
+from loyalty.formats import points_text
+from members.models import Language
+from segmentation.models import Quadrant, Segment
+
+from . import selectors, services
+from .errors import AudienceEmpty
+from .forms import MessageForm, PreviewForm, TestSendForm
+from .models import (
+    MESSAGE_LANGUAGES,
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    CampaignTransition,
+    Message,
+    Recipient,
+    RecipientStatus,
+    SkipReason,
+    SuppressedAddress,
+)
+
+
+def _admin_context(request: HttpRequest, title: str, **extra) -> dict:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def _language_names(languages: list[str]) -> str:
+    names = dict(Language.choices)
+    return ", ".join(str(names[language]) for language in languages)
+
+
+@admin.register(Message)
+class MessageAdmin(AuditedModelAdmin, admin.ModelAdmin):
+    form = MessageForm
+    list_display = ["name", "complete_languages", "missing_translations", "updated_at"]
+    search_fields = ["name", "subject_nl", "subject_en"]
+    readonly_fields = ["missing_translations"]
+    fieldsets = [
+        (None, {"fields": ["name", "missing_translations"]}),
+        *(
+            (
+                _("Dutch") if language == "nl" else _("English"),
+                {
+                    "fields": [
+                        f"{part}_{language}" for part in ("subject", "preheader", "html", "text")
+                    ]
+                },
+            )
+            for language in MESSAGE_LANGUAGES
+        ),
+    ]
+
+    @admin.display(description=_("languages"))
+    def complete_languages(self, message: Message) -> str:
+        return _language_names(message.languages) or "-"
+
+    @admin.display(description=_("missing translations"))
+    def missing_translations(self, message: Message) -> str:
+        if message.pk is None:
+            return "-"
+        missing = message.missing_languages
+        if not missing:
+            return gettext("None: complete in every language.")
+        return gettext("%(languages)s (members who read it get the program's default language)") % {
+            "languages": _language_names(missing)
+        }
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/preview/",
+                self.admin_site.admin_view(self.preview_view),
+                name="campaigns_message_preview",
+            ),
+        ] + super().get_urls()
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The message as any member (or the sample member) gets it, HTML and text side by
+        side, and "send a test" to an address (POST, needs the change permission)."""
+        message = get_object_or_404(Message, pk=pk)
+        if not self.has_view_or_change_permission(request, message):
+            raise PermissionDenied
+        initial = {"language": request.GET.get("language") or request.LANGUAGE_CODE[:2]}
+        form = PreviewForm(request.GET or None, initial=initial)
+        test_form = TestSendForm(request.POST or None, initial=initial)
+        member, language = None, initial["language"]
+        if form.is_bound and form.is_valid():
+            member, language = form.cleaned_data["member"], form.cleaned_data["language"]
+        if request.method == "POST":
+            if not self.has_change_permission(request, message):
+                raise PermissionDenied
+            if test_form.is_valid():
+                data = test_form.cleaned_data
+                member, language = data["member"], data["language"]
+                try:
+                    services.message_test_send(
+                        message=message, to=data["to"], member=member, language=language
+                    )
+                except ApplicationError as error:
+                    messages.error(request, str(error.message))
+                else:
+                    messages.success(
+                        request, gettext("A test was sent to %(to)s.") % {"to": data["to"]}
+                    )
+        rendered, error = None, None
+        try:
+            rendered = services.message_preview(message=message, member=member, language=language)
+        except ApplicationError as problem:
+            error = str(problem.message)
+        return render(
+            request,
+            "admin/campaigns/message_preview.html",
+            _admin_context(
+                request,
+                gettext("Preview of %(message)s") % {"message": message},
+                opts=Message._meta,
+                original=message,
+                form=form,
+                test_form=test_form,
+                rendered=rendered,
+                error=error,
+                member=member,
+                can_send=self.has_change_permission(request, message),
+            ),
+        )
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+def _ticks(label, choices, help_text: str = "") -> forms.MultipleChoiceField:
+    """A choice of several keys from `choices`, as tick boxes (stored as a JSON list)."""
+    return forms.MultipleChoiceField(
+        label=label,
+        choices=choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=help_text,
+    )
+
+
+class CampaignForm(forms.ModelForm):
+    segments = _ticks(_("RFM segments"), Segment.choices)
+    quadrants = _ticks(_("matrix quadrants"), Quadrant.choices)
+    exclude_segments = _ticks(_("except RFM segments"), Segment.choices)
+    exclude_quadrants = _ticks(_("except quadrants"), Quadrant.choices)
+    languages = _ticks(
+        _("languages"),
+        Language.choices,
+        _("Only members who read these languages; none chosen means every language."),
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "message",
+            "segments",
+            "quadrants",
+            "rule_segments",
+            "exclude_segments",
+            "exclude_quadrants",
+            "exclude_rule_segments",
+            "exclude_redeemed_days",
+            "tiers",
+            "languages",
+            "holdout_percent",
+            "scheduled_at",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk and "holdout_percent" in self.fields:
+            self.fields["holdout_percent"].initial = CampaignSettings.load().holdout_percent
+
+    def clean(self):
+        cleaned = super().clean()
+        if not (
+            cleaned.get("segments") or cleaned.get("quadrants") or cleaned.get("rule_segments")
+        ):
+            raise forms.ValidationError(str(AudienceEmpty.default_message))
+        return cleaned
+
+
+_CHOICE_FIELDS = ("segments", "quadrants", "exclude_segments", "exclude_quadrants", "languages")
+
+
+def _names(keys: list[str], choices) -> str:
+    labels = dict(choices)
+    return ", ".join(str(labels.get(key, key)) for key in keys) or "-"
+
+
+CAMPAIGN_ACTIONS = {
+    "schedule": (_("Schedule"), (CampaignStatus.DRAFT,)),
+    "unschedule": (_("Back to draft"), (CampaignStatus.SCHEDULED,)),
+    "send_now": (_("Send now"), (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)),
+    "pause": (_("Pause"), (CampaignStatus.SENDING,)),
+    "resume": (_("Resume"), (CampaignStatus.PAUSED,)),
+    "cancel": (
+        _("Cancel"),
+        (
+            CampaignStatus.DRAFT,
+            CampaignStatus.SCHEDULED,
+            CampaignStatus.SENDING,
+            CampaignStatus.PAUSED,
+        ),
+    ),
+}
+
+
+class TransitionInline(admin.TabularInline):
+    model = CampaignTransition
+    extra = 0
+    can_delete = False
+    fields = ["at", "from_status", "to_status", "by", "note"]
+    readonly_fields = fields
+    verbose_name_plural = _("history")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Campaign)
+class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
+    form = CampaignForm
+    list_display = ["name", "status", "scheduled_at", "message", "progress_bar", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    autocomplete_fields = ["message"]
+    filter_horizontal = ["rule_segments", "exclude_rule_segments", "tiers"]
+    inlines = [TransitionInline]
+    fieldsets = [
+        (None, {"fields": ["name", "message", "status_text", "progress_bar", "audience_text"]}),
+        (_("Audience"), {"fields": ["segments", "quadrants", "rule_segments"]}),
+        (
+            _("Exclusions and filters"),
+            {
+                "fields": [
+                    "exclude_segments",
+                    "exclude_quadrants",
+                    "exclude_rule_segments",
+                    "exclude_redeemed_days",
+                    "tiers",
+                    "languages",
+                ]
+            },
+        ),
+        (_("Sending"), {"fields": ["holdout_percent", "holdout_seed", "scheduled_at"]}),
+    ]
+    audit_adds = True
+
+    readonly_fields = ["status_text", "progress_bar", "audience_text", "holdout_seed"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Only a draft is edited; the buttons (send_campaign) move the others along.
+        if obj is not None and obj.status != CampaignStatus.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status not in (CampaignStatus.DRAFT, CampaignStatus.CANCELLED):
+            return False  # its recipients are the record of what was sent
+        return super().has_delete_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None or obj.status == CampaignStatus.DRAFT:
+            return self.fieldsets
+        # Read-only: the choices by name instead of the stored keys.
+        shown = {name: f"{name}_names" for name in _CHOICE_FIELDS}
+        return [
+            (title, {**options, "fields": [shown.get(f, f) for f in options["fields"]]})
+            for title, options in self.fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != CampaignStatus.DRAFT:
+            fields += [f"{name}_names" for name in _CHOICE_FIELDS]
+        return fields
+
+    @admin.display(description=_("RFM segments"))
+    def segments_names(self, campaign: Campaign) -> str:
+        return _names(campaign.segments, Segment.choices)
+
+    @admin.display(description=_("matrix quadrants"))
+    def quadrants_names(self, campaign: Campaign) -> str:
+        return _names(campaign.quadrants, Quadrant.choices)
+
+    @admin.display(description=_("except RFM segments"))
+    def exclude_segments_names(self, campaign: Campaign) -> str:
+        return _names(campaign.exclude_segments, Segment.choices)
+
+    @admin.display(description=_("except quadrants"))
+    def exclude_quadrants_names(self, campaign: Campaign) -> str:
+        return _names(campaign.exclude_quadrants, Quadrant.choices)
+
+    @admin.display(description=_("languages"))
+    def languages_names(self, campaign: Campaign) -> str:
+        return _names(campaign.languages, Language.choices)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description=_("status"))
+    def status_text(self, campaign: Campaign) -> str:
+        if campaign.pk is None:
+            return CampaignStatus.DRAFT.label
+        text = campaign.get_status_display()
+        if campaign.awaiting_confirmation:
+            text = gettext(
+                "%(status)s: the scheduled time passed long ago; send now to confirm, or cancel"
+            ) % {"status": text}
+        return text
+
+    @admin.display(description=_("progress"))
+    def progress_bar(self, campaign: Campaign):
+        if campaign.pk is None or campaign.status in (
+            CampaignStatus.DRAFT,
+            CampaignStatus.SCHEDULED,
+        ):
+            return "-"
+        progress = selectors.campaign_progress(campaign=campaign)
+        return format_html(
+            '<progress max="100" value="{}" style="width:12em" aria-label="{}"></progress> {}',
+            progress.percent,
+            gettext("Progress"),
+            gettext("%(sent)s of %(to_send)s sent, %(failed)s failed, %(waiting)s waiting")
+            % {
+                "sent": points_text(progress.sent),
+                "to_send": points_text(progress.to_send),
+                "failed": points_text(progress.failed),
+                "waiting": points_text(progress.waiting),
+            },
+        )
+
+    @admin.display(description=_("audience"))
+    def audience_text(self, campaign: Campaign) -> str:
+        if campaign.pk is None:
+            return gettext("Save the draft to see the estimated audience.")
+        if campaign.status in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+            estimate = selectors.audience_estimate(campaign=campaign)
+            return gettext(
+                "About %(members)s members now: %(holdout)s in the holdout, %(mailed)s to mail "
+                "(before the frequency cap)."
+            ) % {
+                "members": points_text(estimate.members),
+                "holdout": points_text(estimate.holdout),
+                "mailed": points_text(estimate.mailed),
+            }
+        progress = selectors.campaign_progress(campaign=campaign)
+        reasons = dict(SkipReason.choices)
+        skipped = ", ".join(
+            f"{reasons.get(reason, reason)}: {points_text(count)}"
+            for reason, count in selectors.skip_reasons(campaign=campaign).items()
+        )
+        text = gettext(
+            "Frozen audience %(members)s: %(holdout)s in the holdout, %(skipped)s skipped."
+        ) % {
+            "members": points_text(progress.audience),
+            "holdout": points_text(progress.holdout),
+            "skipped": points_text(progress.skipped),
+        }
+        return f"{text} {skipped}".strip()
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/do/<str:action>/",
+                self.admin_site.admin_view(self.action_view),
+                name="campaigns_campaign_action",
+            ),
+        ] + super().get_urls()
+
+    def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        """The buttons: each calls one service, as the staff user, and says what happened."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("campaigns.send_campaign") or action not in CAMPAIGN_ACTIONS:
+            raise PermissionDenied
+        campaign = get_object_or_404(Campaign, pk=pk)
+        try:
+            if action == "schedule":
+                if campaign.scheduled_at is None:
+                    raise ValidationFailed(gettext("Set the time to send it first, and save."))
+                services.campaign_schedule(
+                    campaign=campaign, at=campaign.scheduled_at, by=request.user
+                )
+            elif action == "send_now":
+                services.campaign_send_now(campaign=campaign, by=request.user)
+            else:
+                getattr(services, f"campaign_{action}")(campaign=campaign, by=request.user)
+        except ApplicationError as error:
+            messages.error(request, str(error.message))
+        else:
+            campaign.refresh_from_db()
+            messages.success(
+                request,
+                gettext("The campaign is now %(status)s.")
+                % {"status": campaign.get_status_display().lower()},
+            )
+        return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        buttons = []
+        if campaign is not None and request.user.has_perm("campaigns.send_campaign"):
+            buttons = [
+                {"action": action, "label": label}
+                for action, (label, states) in CAMPAIGN_ACTIONS.items()
+                if campaign.status in states
+            ]
+        extra = {
+            **(extra_context or {}),
+            "campaign_buttons": buttons,
+            "auto_refresh": campaign is not None and campaign.status == CampaignStatus.SENDING,
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
+
+@admin.register(CampaignSettings)
+class CampaignSettingsAdmin(AuditedModelAdmin, SingletonAdmin):
+    pass
+
+
+class RecipientStatusFilter(admin.SimpleListFilter):
+    title = _("status")
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return RecipientStatus.choices
+
+    def queryset(self, request, queryset):
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+@admin.register(Recipient)
+class RecipientAdmin(ReadOnlyAdmin):
+    list_display = ["email", "campaign", "status", "skip_reason", "segment", "tier", "sent_at"]
+    list_filter = [RecipientStatusFilter, "campaign"]
+    search_fields = ["email", "member__member_number"]
+    list_select_related = ["campaign"]
+    show_full_result_count = False
+
+
+@admin.register(SuppressedAddress)
+class SuppressedAddressAdmin(AuditedModelAdmin, admin.ModelAdmin):
+    list_display = ["email", "reason", "note", "created_at"]
+    list_filter = ["reason"]
+    search_fields = ["email"]

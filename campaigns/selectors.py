@@ -1,0 +1,158 @@
+"""Reads of campaigns: the audience of a campaign, its estimate and its progress."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from members.models import ConsentChannel, Member
+from members.selectors import consenting_member_ids
+from rewards.models import Redemption, RedemptionStatus
+from segmentation.selectors import members_in_segments
+
+from .models import (
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+    SuppressedAddress,
+)
+
+FREQUENCY_WINDOW = dt.timedelta(days=7)
+
+
+def suppressed_emails() -> QuerySet:
+    return SuppressedAddress.objects.annotate(address=Lower("email")).values("address")
+
+
+def audience(*, campaign: Campaign) -> QuerySet[Member]:
+    """The members the campaign would be sent to now, before the holdout and the frequency cap:
+    active members in any of its segments, quadrants or rule segments (of the current run,
+    without profiling objectors, as `members_in_segments` gives them), minus the exclusions,
+    within its tier and language filters, with a current e-mail consent and an address that is
+    not suppressed."""
+    rule_ids = list(campaign.rule_segments.values_list("pk", flat=True))
+    members = members_in_segments(
+        segments=campaign.segments, quadrants=campaign.quadrants, rule_segment_ids=rule_ids
+    )
+    excluded_rules = list(campaign.exclude_rule_segments.values_list("pk", flat=True))
+    if campaign.exclude_segments or campaign.exclude_quadrants or excluded_rules:
+        excluded = members_in_segments(
+            segments=campaign.exclude_segments,
+            quadrants=campaign.exclude_quadrants,
+            rule_segment_ids=excluded_rules,
+        )
+        members = members.exclude(pk__in=excluded.values("pk"))
+    if campaign.exclude_redeemed_days:
+        since = timezone.now() - dt.timedelta(days=campaign.exclude_redeemed_days)
+        redeemed = (
+            Redemption.objects.filter(created_at__gte=since)
+            .exclude(status=RedemptionStatus.CANCELLED)
+            .values("member_id")
+        )
+        members = members.exclude(pk__in=redeemed)
+    tier_ids = list(campaign.tiers.values_list("pk", flat=True))
+    if tier_ids:
+        members = members.filter(points_account__tier_id__in=tier_ids)
+    if campaign.languages:
+        members = members.filter(language__in=campaign.languages)
+    members = members.filter(pk__in=consenting_member_ids(channel=ConsentChannel.EMAIL))
+    return members.alias(address=Lower("email")).exclude(address__in=suppressed_emails())
+
+
+@dataclass(frozen=True)
+class AudienceEstimate:
+    members: int
+    holdout: int
+    mailed: int
+
+
+def holdout_size(members: int, percent: int) -> int:
+    return round(members * percent / 100)
+
+
+def audience_estimate(*, campaign: Campaign) -> AudienceEstimate:
+    """What the edit page shows: the audience now, its holdout and who would be mailed (before
+    the frequency cap, which depends on what else is sent until then)."""
+    members = audience(campaign=campaign).count()
+    holdout = holdout_size(members, campaign.holdout_percent)
+    return AudienceEstimate(members=members, holdout=holdout, mailed=members - holdout)
+
+
+def capped_member_ids(*, now: dt.datetime | None = None, cap: int | None = None) -> QuerySet:
+    """Members who were sent `cap` marketing e-mails (any campaign) in the last 7 days."""
+    now = now or timezone.now()
+    cap = cap if cap is not None else CampaignSettings.load().frequency_cap
+    return (
+        Recipient.objects.filter(status=RecipientStatus.SENT, sent_at__gt=now - FREQUENCY_WINDOW)
+        .values("member_id")
+        .annotate(sent=Count("pk"))
+        .filter(sent__gte=cap)
+        .values("member_id")
+    )
+
+
+@dataclass(frozen=True)
+class Progress:
+    audience: int
+    holdout: int
+    skipped: int
+    to_send: int  # recipients to be mailed: sent + failed + still waiting
+    sent: int
+    failed: int
+    waiting: int
+
+    @property
+    def percent(self) -> int:
+        if not self.to_send:
+            return 100 if self.audience else 0
+        return int(100 * (self.sent + self.failed) / self.to_send)
+
+
+def campaign_progress(*, campaign: Campaign) -> Progress:
+    """Recipients per state (one grouped query)."""
+    counts = dict(
+        Recipient.objects.filter(campaign=campaign)
+        .values("status")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("status", "n")
+    )
+    sent = counts.get(RecipientStatus.SENT, 0)
+    failed = counts.get(RecipientStatus.FAILED, 0)
+    waiting = sum(
+        counts.get(status, 0)
+        for status in (RecipientStatus.PENDING, RecipientStatus.CLAIMED, RecipientStatus.SENDING)
+    )
+    holdout = counts.get(RecipientStatus.HOLDOUT, 0)
+    skipped = counts.get(RecipientStatus.SKIPPED, 0)
+    return Progress(
+        audience=sum(counts.values()),
+        holdout=holdout,
+        skipped=skipped,
+        to_send=sent + failed + waiting,
+        sent=sent,
+        failed=failed,
+        waiting=waiting,
+    )
+
+
+def skip_reasons(*, campaign: Campaign) -> dict[str, int]:
+    return dict(
+        Recipient.objects.filter(campaign=campaign, status=RecipientStatus.SKIPPED)
+        .values("skip_reason")
+        .annotate(n=Count("pk"))
+        .order_by()
+        .values_list("skip_reason", "n")
+    )
+
+
+def campaigns_due(*, now: dt.datetime | None = None) -> QuerySet[Campaign]:
+    return Campaign.objects.filter(
+        status=CampaignStatus.SCHEDULED, scheduled_at__lte=now or timezone.now()
+    ).order_by("scheduled_at", "pk")

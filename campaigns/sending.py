@@ -1,0 +1,325 @@
+"""Sending a campaign exactly once per recipient: the claim/record protocol.
+
+See docs/campaigns.md for the states, the crash windows and why each is closed. In short:
+
+1. A worker *claims* a batch with one conditional UPDATE (pending, or claimed by a worker
+   whose lease expired, or by this same task id after a redelivery) -> `claimed`, owner, lease.
+2. Per recipient, a conditional UPDATE `claimed -> sending` (owner checked) records the
+   Message-ID and commits *before* the SMTP transaction; the message goes out over the
+   batch's one SMTP connection; a second conditional UPDATE `sending -> sent` commits after the
+   server's 250. Nothing but the owner moves a row out of `claimed`/`sending` while its lease
+   runs, and nothing moves a row out of `sent`.
+3. Pause: the worker stops claiming and hands its unsent claims back (`claimed -> pending`);
+   resume claims only `pending`, so nobody is sent twice (listmonk #2070/#2313).
+4. Crash: claims of a dead worker become claimable when their lease ends, or at once when the
+   broker redelivers the same task (same task id = same owner), so nobody is lost (#3022).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import smtplib
+import time
+from dataclasses import dataclass
+
+from celery import current_app
+from django.conf import settings
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from members.models import ConsentChannel, MemberStatus
+from members.selectors import consenting_member_ids
+
+from .models import (
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    Recipient,
+    RecipientStatus,
+    SkipReason,
+)
+from .personalisation import member_facts
+from .rendering import message_render
+from .selectors import suppressed_emails
+from .tokens import unsubscribe_url
+
+logger = logging.getLogger(__name__)
+
+# How long a claim holds without the owner renewing it (a batch renews it as it goes).
+CLAIM_LEASE = dt.timedelta(minutes=5)
+MAX_ATTEMPTS = 6
+# A task sends for at most this long, then hands the rest to a fresh task (short tasks: a
+# redelivery repeats little, and no broker visibility timeout is ever reached).
+TIME_SLICE_SECONDS = 60.0
+
+
+def retry_delay(attempts: int, base: int) -> dt.timedelta:
+    """Exponential backoff with jitter: base, 2 x base, 4 x base ... at most an hour."""
+    seconds = min(base * 2 ** max(attempts - 1, 0), 3600)
+    return dt.timedelta(seconds=seconds * random.uniform(0.8, 1.2))
+
+
+def message_id_for(recipient_id: int, campaign_id: int) -> str:
+    domain = settings.DEFAULT_FROM_EMAIL.rsplit("@", 1)[-1].strip("> ") or "localhost"
+    return f"<campaign-{campaign_id}.recipient-{recipient_id}@{domain}>"
+
+
+def _claimable(campaign_id: int, owner: str, now: dt.datetime) -> Q:
+    waiting = Q(status=RecipientStatus.PENDING) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    # A dead worker's claims (lease over), or this task's own after a redelivery.
+    abandoned = Q(status__in=[RecipientStatus.CLAIMED, RecipientStatus.SENDING]) & (
+        Q(claim_expires_at__lt=now) | Q(claimed_by=owner)
+    )
+    return Q(campaign_id=campaign_id) & (waiting | abandoned)
+
+
+@transaction.atomic
+def recipients_claim(*, campaign_id: int, owner: str, size: int) -> list[Recipient]:
+    """Claim up to `size` recipients for `owner` in one conditional UPDATE; returns them.
+
+    Rows found in `sending` were handed to the mail server by a worker that died before it
+    recorded the answer: they are sent again with the same Message-ID (docs/campaigns.md)."""
+    now = timezone.now()
+    candidates = Recipient.objects.filter(_claimable(campaign_id, owner, now)).order_by("pk")
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True)
+    ids = list(candidates.values_list("pk", flat=True)[:size])
+    if not ids:
+        return []
+    Recipient.objects.filter(Q(pk__in=ids) & _claimable(campaign_id, owner, now)).update(
+        status=RecipientStatus.CLAIMED, claimed_by=owner, claim_expires_at=now + CLAIM_LEASE
+    )
+    claimed = Recipient.objects.filter(pk__in=ids, claimed_by=owner, status=RecipientStatus.CLAIMED)
+    _skip_no_longer_eligible(claimed)
+    return list(claimed.select_related("member").order_by("pk"))
+
+
+def _skip_no_longer_eligible(claimed) -> None:
+    """Consent, status and suppression as of now: a member who unsubscribed after the audience
+    was frozen is not mailed (set-based, per batch)."""
+    claimed.exclude(member_id__in=consenting_member_ids(channel=ConsentChannel.EMAIL)).update(
+        status=RecipientStatus.SKIPPED, skip_reason=SkipReason.NO_CONSENT, claimed_by=""
+    )
+    claimed.exclude(member__status=MemberStatus.ACTIVE).update(
+        status=RecipientStatus.SKIPPED, skip_reason=SkipReason.INACTIVE, claimed_by=""
+    )
+    claimed.alias(address=Lower("email")).filter(address__in=suppressed_emails()).update(
+        status=RecipientStatus.SKIPPED, skip_reason=SkipReason.SUPPRESSED, claimed_by=""
+    )
+
+
+def _mark_sending(recipient: Recipient, owner: str) -> bool:
+    """claimed|sending -> sending, Message-ID recorded, committed before the SMTP transaction."""
+    with transaction.atomic():
+        return bool(
+            Recipient.objects.filter(
+                pk=recipient.pk,
+                claimed_by=owner,
+                status__in=[RecipientStatus.CLAIMED, RecipientStatus.SENDING],
+            ).update(
+                status=RecipientStatus.SENDING,
+                message_id=recipient.message_id,
+                attempts=recipient.attempts + 1,
+                claim_expires_at=timezone.now() + CLAIM_LEASE,
+            )
+        )
+
+
+def _record(recipient: Recipient, owner: str, **fields) -> None:
+    with transaction.atomic():
+        Recipient.objects.filter(
+            pk=recipient.pk, claimed_by=owner, status=RecipientStatus.SENDING
+        ).update(**fields)
+
+
+def _is_permanent(error: Exception) -> bool:
+    """5xx answers are permanent for this address; 4xx, dropped connections and timeouts are
+    transient."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _message in error.recipients.values()]
+        return bool(codes) and all(500 <= code < 600 for code in codes)
+    code = getattr(error, "smtp_code", None)
+    return isinstance(code, int) and 500 <= code < 600
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    stopped: bool = False  # paused or cancelled while sending
+
+
+class _Pacer:
+    """At most `per_second` messages per second from this worker process (0: no limit)."""
+
+    def __init__(self, per_second: int) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self.next_at = time.monotonic()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self.next_at > now:
+            time.sleep(self.next_at - now)
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+def _still_sending(campaign_id: int) -> bool:
+    return Campaign.objects.filter(pk=campaign_id, status=CampaignStatus.SENDING).exists()
+
+
+def _renew(campaign_id: int, owner: str) -> None:
+    """Extend the lease of the claims this worker still holds (a long or rate-limited batch)."""
+    Recipient.objects.filter(
+        campaign_id=campaign_id, claimed_by=owner, status=RecipientStatus.CLAIMED
+    ).update(claim_expires_at=timezone.now() + CLAIM_LEASE)
+
+
+def _release(campaign_id: int, owner: str) -> None:
+    """Hand unsent claims back (pause, cancel, end of a time slice)."""
+    Recipient.objects.filter(
+        campaign_id=campaign_id, claimed_by=owner, status=RecipientStatus.CLAIMED
+    ).update(status=RecipientStatus.PENDING, claimed_by="", claim_expires_at=None)
+
+
+def batch_send(
+    *, campaign: Campaign, recipients: list[Recipient], owner: str, pacer: _Pacer
+) -> BatchResult:
+    """Send each claimed recipient their one message over one reused SMTP connection."""
+    from .services import email_build
+
+    result = BatchResult()
+    retry_base = CampaignSettings.load().retry_backoff_seconds
+    smtp = get_connection()
+    try:
+        for index, recipient in enumerate(recipients):
+            if index and index % 20 == 0:
+                if not _still_sending(campaign.pk):
+                    result.stopped = True
+                    break
+                _renew(campaign.pk, owner)
+            recipient.message_id = message_id_for(recipient.pk, campaign.pk)
+            url = unsubscribe_url(member_id=recipient.member_id, campaign_id=campaign.pk)
+            rendered = message_render(
+                message=campaign.message,
+                facts=member_facts(member=recipient.member),
+                preferred_language=recipient.language,
+                unsubscribe_url=url,
+            )
+            email = email_build(
+                rendered=rendered,
+                to=recipient.email,
+                unsubscribe=url,
+                headers={"Message-ID": recipient.message_id},
+                connection=smtp,
+            )
+            if not _mark_sending(recipient, owner):
+                continue  # taken over by another worker after our lease ended
+            pacer.wait()
+            try:
+                smtp.send_messages([email])
+            except OSError as error:  # smtplib.SMTPException and timeouts are OSErrors
+                smtp.close()  # a fresh connection for the next one
+                attempts = recipient.attempts + 1
+                if _is_permanent(error) or attempts >= MAX_ATTEMPTS:
+                    _record(
+                        recipient,
+                        owner,
+                        status=RecipientStatus.FAILED,
+                        last_error=str(error)[:300],
+                        claimed_by="",
+                    )
+                    result.failed += 1
+                else:
+                    _record(
+                        recipient,
+                        owner,
+                        status=RecipientStatus.PENDING,
+                        next_attempt_at=timezone.now() + retry_delay(attempts, retry_base),
+                        last_error=str(error)[:300],
+                        claimed_by="",
+                        claim_expires_at=None,
+                    )
+                    result.retried += 1
+                continue
+            _record(
+                recipient,
+                owner,
+                status=RecipientStatus.SENT,
+                sent_at=timezone.now(),
+                claimed_by="",
+                claim_expires_at=None,
+            )
+            result.sent += 1
+    finally:
+        smtp.close()
+        _release(campaign.pk, owner)
+    return result
+
+
+def campaign_send(*, campaign_id: int, owner: str) -> str:
+    """What one task run does: claim and send batches until the campaign is done, paused, or
+    the time slice is over. Returns "done", "stopped", "later" (retries not due yet) or
+    "continue" (time slice over)."""
+    from .services import campaign_finish
+
+    started = time.monotonic()
+    options = CampaignSettings.load()
+    pacer = _Pacer(options.messages_per_second)
+    eager = current_app.conf.task_always_eager
+    while True:
+        campaign = Campaign.objects.select_related("message").get(pk=campaign_id)
+        if campaign.status != CampaignStatus.SENDING:
+            _release(campaign_id, owner)
+            return "stopped"
+        batch = recipients_claim(campaign_id=campaign_id, owner=owner, size=options.batch_size)
+        if batch:
+            result = batch_send(campaign=campaign, recipients=batch, owner=owner, pacer=pacer)
+            if result.stopped:
+                return "stopped"
+        else:
+            waiting = Recipient.objects.filter(
+                campaign_id=campaign_id,
+                status__in=[
+                    RecipientStatus.PENDING,
+                    RecipientStatus.CLAIMED,
+                    RecipientStatus.SENDING,
+                ],
+            )
+            if not waiting.exists():
+                campaign_finish(campaign=campaign)
+                return "done"
+            if not eager:
+                return "later"
+            time.sleep(0.2)  # in-process (embedded) mode: wait for the retries here
+        if not eager and time.monotonic() - started > TIME_SLICE_SECONDS:
+            return "continue"
+
+
+def next_run_in(campaign_id: int) -> float:
+    """Seconds until something of the campaign may be claimed (a retry or a lease ending)."""
+    now = timezone.now()
+    rows = Recipient.objects.filter(campaign_id=campaign_id)
+    times = [
+        rows.filter(status=RecipientStatus.PENDING, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first(),
+        rows.filter(status__in=[RecipientStatus.CLAIMED, RecipientStatus.SENDING])
+        .order_by("claim_expires_at")
+        .values_list("claim_expires_at", flat=True)
+        .first(),
+    ]
+    due = [moment for moment in times if moment is not None]
+    if not due:
+        return 1.0
+    return max(1.0, min((moment - now).total_seconds() for moment in due) + 0.5)

@@ -1,0 +1,377 @@
+"""Writes and actions of campaigns: messages, test sends, unsubscribes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+import smtplib
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import F, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from loyalty.errors import ValidationFailed
+from loyalty.outbox.services import outbox_enqueue
+from members.emails import sender_address
+from members.models import ConsentChannel, Member, User
+from members.services import consent_change
+from segmentation.models import MemberScore
+from segmentation.selectors import current_run
+
+from .errors import AudienceEmpty, InvalidUnsubscribeLink, SendFailed, TransitionNotAllowed
+from .models import (
+    Campaign,
+    CampaignSettings,
+    CampaignStatus,
+    CampaignTransition,
+    Message,
+    Recipient,
+    RecipientStatus,
+    SkipReason,
+)
+from .personalisation import member_facts, sample_facts
+from .rendering import RenderedMessage, message_language, message_render
+from .selectors import audience, campaigns_due, capped_member_ids, holdout_size
+from .tokens import unsubscribe_read, unsubscribe_url
+
+SEND_TASK = "campaigns.tasks.send_campaign"
+
+
+def list_unsubscribe_headers(url: str) -> dict[str, str]:
+    """RFC 2369 / RFC 8058 one-click unsubscribe: mail clients POST to the URL."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+def email_build(
+    *,
+    rendered: RenderedMessage,
+    to: str,
+    unsubscribe: str,
+    headers: dict[str, str] | None = None,
+    connection=None,
+) -> EmailMultiAlternatives:
+    email = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=sender_address(),
+        to=[to],
+        headers={**list_unsubscribe_headers(unsubscribe), **(headers or {})},
+        connection=connection,
+    )
+    email.attach_alternative(rendered.html, "text/html")
+    return email
+
+
+def message_preview(*, message: Message, member: Member | None, language: str) -> RenderedMessage:
+    """The message as `member` (or the sample member) would receive it in `language` (or the
+    fallback language); strict, so a preview shows an unknown variable as an error."""
+    facts = member_facts(member=member) if member is not None else sample_facts()
+    url = unsubscribe_url(member_id=member.pk if member is not None else 0)
+    return message_render(
+        message=message, facts=facts, preferred_language=language, unsubscribe_url=url, strict=True
+    )
+
+
+def message_test_send(
+    *, message: Message, to: str, member: Member | None = None, language: str
+) -> RenderedMessage:
+    """Send the message as `member` (or the sample member) would receive it to `to`, at once
+    (the program manager waits for the answer). The unsubscribe link is the member's own, so
+    a test to a colleague should use the sample member. SendFailed if the server refuses."""
+    rendered = message_preview(message=message, member=member, language=language)
+    url = unsubscribe_url(member_id=member.pk if member is not None else 0)
+    try:
+        with get_connection() as connection:
+            email_build(rendered=rendered, to=to, unsubscribe=url, connection=connection).send()
+    except (smtplib.SMTPException, OSError) as error:
+        raise SendFailed() from error
+    return rendered
+
+
+def unsubscribe_member(*, token: str) -> Member:
+    """Look up whose link a token is (InvalidUnsubscribeLink for a forged or broken one)."""
+    member_id, _campaign_id = unsubscribe_read(token)
+    member = Member.objects.filter(pk=member_id).first()
+    if member is None:
+        raise InvalidUnsubscribeLink()
+    return member
+
+
+@transaction.atomic
+def unsubscribe(*, token: str) -> Member:
+    """Withdraw the member's e-mail consent at once (one-click POST or the confirmation page):
+    a consent record with the source; a second unsubscribe records nothing new."""
+    member = unsubscribe_member(token=token)
+    _member_id, campaign_id = unsubscribe_read(token)
+    source = (
+        "unsubscribe link" if campaign_id is None else f"unsubscribe link, campaign {campaign_id}"
+    )
+    consent_change(member=member, granted=False, source=source, channel=ConsentChannel.EMAIL)
+    return member
+
+
+# --- campaigns: state transitions, each recorded with the staff user ------------------------
+
+ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    CampaignStatus.SCHEDULED: (CampaignStatus.DRAFT,),
+    CampaignStatus.DRAFT: (CampaignStatus.SCHEDULED,),
+    CampaignStatus.SENDING: (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED),
+    CampaignStatus.PAUSED: (CampaignStatus.SENDING,),
+    CampaignStatus.CANCELLED: (
+        CampaignStatus.DRAFT,
+        CampaignStatus.SCHEDULED,
+        CampaignStatus.SENDING,
+        CampaignStatus.PAUSED,
+    ),
+    CampaignStatus.SENT: (CampaignStatus.SENDING,),
+    CampaignStatus.FAILED: (CampaignStatus.SENDING,),
+}
+
+
+def _locked(campaign: Campaign) -> Campaign:
+    return Campaign.objects.select_for_update().get(pk=campaign.pk)
+
+
+def _transition(campaign: Campaign, to: str, *, by: User | None, note: str = "") -> Campaign:
+    """Move the (locked) campaign to `to` if its state allows it, and record who did it."""
+    if campaign.status not in ALLOWED_FROM[to]:
+        raise TransitionNotAllowed(
+            gettext("A campaign that is %(status)s cannot become %(to)s.")
+            % {
+                "status": campaign.get_status_display().lower(),
+                "to": CampaignStatus(to).label.lower(),
+            }
+        )
+    CampaignTransition.objects.create(
+        campaign=campaign, from_status=campaign.status, to_status=to, by=by, note=note[:200]
+    )
+    campaign.status = to
+    return campaign
+
+
+def _check_sendable(campaign: Campaign) -> None:
+    message_language(message=campaign.message, preferred=settings.LANGUAGE_CODE[:2])
+    if not (campaign.segments or campaign.quadrants or campaign.rule_segments.exists()):
+        raise AudienceEmpty()
+
+
+@transaction.atomic
+def campaign_schedule(*, campaign: Campaign, at: dt.datetime, by: User | None) -> Campaign:
+    """Draft -> scheduled for `at` (an aware time; the admin reads it in the program's zone)."""
+    campaign = _locked(campaign)
+    if at <= timezone.now():
+        raise ValidationFailed(gettext("Choose a time in the future."), field="scheduled_at")
+    _check_sendable(campaign)
+    _transition(campaign, CampaignStatus.SCHEDULED, by=by)
+    campaign.scheduled_at = at
+    campaign.awaiting_confirmation = False
+    campaign.save(update_fields=["status", "scheduled_at", "awaiting_confirmation"])
+    return campaign
+
+
+@transaction.atomic
+def campaign_unschedule(*, campaign: Campaign, by: User | None) -> Campaign:
+    """Scheduled -> draft again (to edit it)."""
+    campaign = _locked(campaign)
+    _transition(campaign, CampaignStatus.DRAFT, by=by)
+    campaign.awaiting_confirmation = False
+    campaign.save(update_fields=["status", "awaiting_confirmation"])
+    return campaign
+
+
+@transaction.atomic
+def campaign_send_now(*, campaign: Campaign, by: User | None, note: str = "") -> Campaign:
+    """Draft or scheduled -> sending: freeze the audience (holdout, frequency cap) and hand the
+    sending to the workers after the commit. Also how a person confirms a late campaign."""
+    campaign = _locked(campaign)
+    if campaign.status not in (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED):
+        raise TransitionNotAllowed()  # a paused campaign resumes; it is never frozen again
+    _check_sendable(campaign)
+    _transition(campaign, CampaignStatus.SENDING, by=by, note=note)
+    campaign.started_at = timezone.now()
+    campaign.awaiting_confirmation = False
+    campaign.save(update_fields=["status", "started_at", "awaiting_confirmation"])
+    audience_freeze(campaign=campaign)
+    outbox_enqueue(SEND_TASK, campaign.pk)
+    return campaign
+
+
+@transaction.atomic
+def campaign_pause(*, campaign: Campaign, by: User | None) -> Campaign:
+    """Sending -> paused: workers stop claiming; what a worker holds is finished or released."""
+    campaign = _locked(campaign)
+    _transition(campaign, CampaignStatus.PAUSED, by=by)
+    campaign.save(update_fields=["status"])
+    return campaign
+
+
+@transaction.atomic
+def campaign_resume(*, campaign: Campaign, by: User | None) -> Campaign:
+    """Paused -> sending: the workers go on with the recipients still waiting (never again
+    with one already sent: docs/campaigns.md)."""
+    campaign = _locked(campaign)
+    _transition(campaign, CampaignStatus.SENDING, by=by)
+    campaign.save(update_fields=["status"])
+    outbox_enqueue(SEND_TASK, campaign.pk)
+    return campaign
+
+
+@transaction.atomic
+def campaign_cancel(*, campaign: Campaign, by: User | None) -> Campaign:
+    """Stop for good; recipients still waiting are recorded as skipped (cancelled)."""
+    campaign = _locked(campaign)
+    _transition(campaign, CampaignStatus.CANCELLED, by=by)
+    campaign.finished_at = timezone.now()
+    campaign.save(update_fields=["status", "finished_at"])
+    Recipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).update(
+        status=RecipientStatus.SKIPPED, skip_reason=SkipReason.CANCELLED
+    )
+    return campaign
+
+
+def campaigns_start_due(*, now: dt.datetime | None = None) -> list[int]:
+    """The scheduler (every minute): start each scheduled campaign whose time has come; one
+    whose time passed longer ago than the allowed lateness waits for a person instead."""
+    now = now or timezone.now()
+    lateness = dt.timedelta(minutes=CampaignSettings.load().max_lateness_minutes)
+    started = []
+    for campaign in campaigns_due(now=now):
+        if now - campaign.scheduled_at > lateness:
+            Campaign.objects.filter(
+                pk=campaign.pk, status=CampaignStatus.SCHEDULED, awaiting_confirmation=False
+            ).update(awaiting_confirmation=True)
+            continue
+        try:
+            campaign_send_now(campaign=campaign, by=None, note="scheduled")
+        except TransitionNotAllowed:
+            continue  # started by a person in the meantime
+        started.append(campaign.pk)
+    return started
+
+
+# --- freezing the audience ----------------------------------------------------------------
+
+_FROZEN_COLUMNS = (
+    "campaign_id",
+    "member_id",
+    "email",
+    "language",
+    "segment",
+    "quadrant",
+    "tier",
+    "status",
+    "skip_reason",
+    "claimed_by",
+    "attempts",
+    "message_id",
+    "last_error",
+)
+
+
+def audience_freeze(*, campaign: Campaign) -> int:
+    """Write one recipient row per member of the audience, with their segment, quadrant and
+    tier now, in one INSERT ... SELECT; draw the holdout with a recorded seed; record members
+    at the frequency cap as skipped. Runs once per campaign (in its start transaction)."""
+    if Recipient.objects.filter(campaign=campaign).exists():
+        return 0
+    run = current_run()
+    scores = MemberScore.objects.filter(run=run, member_id=OuterRef("pk"))
+    rows = (
+        audience(campaign=campaign)
+        .annotate(
+            frozen_campaign=Value(campaign.pk, output_field=IntegerField()),
+            frozen_segment=Coalesce(Subquery(scores.values("segment")[:1]), Value("")),
+            frozen_quadrant=Coalesce(Subquery(scores.values("quadrant")[:1]), Value("")),
+            frozen_tier=Coalesce(F("points_account__tier__name"), Value("")),
+            frozen_status=Value(RecipientStatus.PENDING.value),
+            frozen_blank=Value(""),
+            frozen_zero=Value(0, output_field=IntegerField()),
+        )
+        .order_by("pk")
+        .values_list(
+            "frozen_campaign",
+            "pk",
+            "email",
+            "language",
+            "frozen_segment",
+            "frozen_quadrant",
+            "frozen_tier",
+            "frozen_status",
+            "frozen_blank",
+            "frozen_blank",
+            "frozen_zero",
+            "frozen_blank",
+            "frozen_blank",
+        )
+    )
+    select_sql, params = rows.query.sql_with_params()
+    table = connection.ops.quote_name(Recipient._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({', '.join(_FROZEN_COLUMNS)}) {select_sql}", params)
+        inserted = cursor.rowcount
+    _draw_holdout(campaign)
+    Recipient.objects.filter(
+        campaign=campaign,
+        status=RecipientStatus.PENDING,
+        member_id__in=capped_member_ids(),
+    ).update(status=RecipientStatus.SKIPPED, skip_reason=SkipReason.FREQUENCY_CAP)
+    return inserted
+
+
+_UPDATE_CHUNK = 5000
+
+
+def _draw_holdout(campaign: Campaign) -> None:
+    """`holdout_percent` of the frozen audience, a uniform random sample by a recorded seed
+    (the same seed and audience give the same holdout)."""
+    seed = secrets.randbits(62)
+    ids = list(
+        Recipient.objects.filter(campaign=campaign)
+        .order_by("member_id")
+        .values_list("pk", flat=True)
+    )
+    chosen = sorted(
+        random.Random(seed).sample(ids, holdout_size(len(ids), campaign.holdout_percent))
+    )
+    for start in range(0, len(chosen), _UPDATE_CHUNK):
+        Recipient.objects.filter(pk__in=chosen[start : start + _UPDATE_CHUNK]).update(
+            status=RecipientStatus.HOLDOUT
+        )
+    campaign.holdout_seed = seed
+    campaign.save(update_fields=["holdout_seed"])
+
+
+@transaction.atomic
+def campaign_finish(*, campaign: Campaign) -> Campaign | None:
+    """Sending -> sent once no recipient waits (a worker calls it; idempotent)."""
+    campaign = _locked(campaign)
+    if campaign.status != CampaignStatus.SENDING:
+        return None
+    waiting = Recipient.objects.filter(
+        campaign=campaign,
+        status__in=[RecipientStatus.PENDING, RecipientStatus.CLAIMED, RecipientStatus.SENDING],
+    )
+    if waiting.exists():
+        return None
+    _transition(campaign, CampaignStatus.SENT, by=None)
+    campaign.finished_at = timezone.now()
+    campaign.save(update_fields=["status", "finished_at"])
+    return campaign
+
+
+def campaigns_kick(*, now: dt.datetime | None = None) -> list[int]:
+    """The scheduler's second duty: a sending campaign whose task was lost (worker and broker
+    restarted) gets a new one once its dispatch time has passed."""
+    now = now or timezone.now()
+    kicked = []
+    stale = Campaign.objects.filter(status=CampaignStatus.SENDING).exclude(dispatch_until__gt=now)
+    for campaign_id in stale.values_list("pk", flat=True):
+        Campaign.objects.filter(pk=campaign_id).update(dispatch_until=now + dt.timedelta(minutes=2))
+        outbox_enqueue(SEND_TASK, campaign_id)
+        kicked.append(campaign_id)
+    return kicked

@@ -1,0 +1,43 @@
+"""Celery tasks of campaigns: thin, idempotent (the claim/record protocol, docs/campaigns.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from celery import shared_task
+from django.utils import timezone
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def send_campaign(self, campaign_id: int) -> str:
+    """Send what is claimable of the campaign. The task id is the claim owner: a redelivery
+    after the worker died takes over its own claims at once."""
+    from loyalty.outbox.services import outbox_enqueue
+
+    from .models import Campaign
+    from .sending import TIME_SLICE_SECONDS, campaign_send, next_run_in
+    from .services import SEND_TASK
+
+    owner = self.request.id or uuid.uuid4().hex
+    Campaign.objects.filter(pk=campaign_id).update(
+        dispatch_until=timezone.now() + dt.timedelta(seconds=TIME_SLICE_SECONDS + 120)
+    )
+    outcome = campaign_send(campaign_id=campaign_id, owner=owner)
+    if outcome == "continue":
+        outbox_enqueue(SEND_TASK, campaign_id)
+    elif outcome == "later":
+        delay = next_run_in(campaign_id)
+        Campaign.objects.filter(pk=campaign_id).update(
+            dispatch_until=timezone.now() + dt.timedelta(seconds=delay + 120)
+        )
+        send_campaign.apply_async((campaign_id,), countdown=delay)
+    return outcome
+
+
+@shared_task(acks_late=True)
+def tick() -> dict:
+    """Every minute (celery beat): start scheduled campaigns that are due, replace lost tasks."""
+    from .services import campaigns_kick, campaigns_start_due
+
+    return {"started": campaigns_start_due(), "kicked": campaigns_kick()}
