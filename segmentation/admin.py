@@ -21,15 +21,20 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.admin_singleton import SingletonAdmin
+from loyalty.audit.admin import AuditedModelAdmin
+from loyalty.audit.models import AuditAction
+from loyalty.audit.services import audit_record
+from loyalty.formats import money_text
 from members.models import Member
 
-from . import selectors, services
+from . import display, selectors, services
 from .errors import RecalculationRunning, RuleInvalid
 from .models import (
+    BAND_ERRORS,
     Quadrant,
     RuleSegment,
     RunStatus,
@@ -50,13 +55,53 @@ STAGE_LABELS = {
 }
 
 
+class FrequencyBandsField(forms.CharField):
+    """Purchase-count bands typed as "1, 2, 3, 5, 10" (the lowest count of each score)."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(str(count) for count in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value).replace(";", ",")
+        try:
+            return [int(part) for part in text.split(",") if part.strip()]
+        except ValueError as error:
+            raise forms.ValidationError(BAND_ERRORS["numbers"], code="bands_numbers") from error
+
+
+class SegmentationSettingsForm(forms.ModelForm):
+    frequency_bands = FrequencyBandsField(
+        label=_("frequency bands"),
+        help_text=SegmentationSettings._meta.get_field("frequency_bands").help_text,
+    )
+
+    class Meta:
+        model = SegmentationSettings
+        # The admin's fieldsets name every field shown; these are the ones set up here.
+        fields = ["frequency_scoring", "frequency_bands"]
+        widgets = {"frequency_scoring": forms.RadioSelect}
+
+
 @admin.register(SegmentationSettings)
-class SegmentationSettingsAdmin(SingletonAdmin):
+class SegmentationSettingsAdmin(AuditedModelAdmin, SingletonAdmin):
+    form = SegmentationSettingsForm
     fieldsets = (
-        (_("RFM"), {"fields": ("window_days", "score_scale")}),
+        (
+            _("RFM"),
+            {"fields": ("window_days", "score_scale", "frequency_scoring", "frequency_bands")},
+        ),
         (
             _("Customer lifetime value"),
-            {"fields": ("clv_horizon_months", "monthly_discount_rate", "margin")},
+            {
+                "fields": (
+                    "clv_purchase_model",
+                    "clv_horizon_months",
+                    "monthly_discount_rate",
+                    "margin",
+                )
+            },
         ),
         (
             _("Loyalty x profitability matrix"),
@@ -93,8 +138,11 @@ class SegmentationRunAdmin(admin.ModelAdmin):
         "is_current",
         "member_count",
         "triggered_by",
-        "timing_table",
+        "count_table",
+        "scoring_table",
         "fitted_parameters",
+        "threshold_table",
+        "timing_table",
         "error",
     ]
     fields = readonly_fields
@@ -121,20 +169,71 @@ class SegmentationRunAdmin(admin.ModelAdmin):
     @admin.display(description=_("duration"))
     def duration(self, run: SegmentationRun) -> str:
         seconds = run.duration_seconds
-        return "—" if seconds is None else gettext("%(seconds).1f s") % {"seconds": seconds}
+        if seconds is None:
+            return "—"
+        return gettext("%(seconds)s s") % {"seconds": display.number(seconds, 1)}
 
     @admin.display(description=_("time per stage"))
     def timing_table(self, run: SegmentationRun) -> str:
         if not run.timings:
             return "—"
-        rows = ((STAGE_LABELS.get(stage, stage), seconds) for stage, seconds in run.timings.items())
-        return format_html(
-            "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{} s</td></tr>", rows)
+        rows = [
+            display.Row(
+                str(STAGE_LABELS.get(stage, stage)),
+                gettext("%(seconds)s s") % {"seconds": display.number(seconds, 2)},
+            )
+            for stage, seconds in run.timings.items()
+        ]
+        return _parameter_table(rows, "run-timings")
+
+    @admin.display(description=_("counts"))
+    def count_table(self, run: SegmentationRun) -> str:
+        return _parameter_table(display.count_rows(run.parameters), "run-counts")
+
+    @admin.display(description=_("RFM scoring"))
+    def scoring_table(self, run: SegmentationRun) -> str:
+        if not run.parameters:
+            return "—"
+        return _parameter_table(display.scoring_rows(run.parameters), "run-scoring")
+
+    @admin.display(description=_("fitted CLV models"))
+    def fitted_parameters(self, run: SegmentationRun) -> str:
+        skipped = display.clv_skipped_text(run.parameters)
+        if skipped:
+            return skipped
+        models = display.clv_model_rows(run.parameters)
+        if not models:
+            return "—"
+        return format_html_join(
+            "",
+            '<table class="run-parameters run-clv-model"><caption>{}</caption>{}</table>',
+            ((label, _parameter_rows(rows)) for label, rows in models),
         )
 
-    @admin.display(description=_("fitted models and thresholds"))
-    def fitted_parameters(self, run: SegmentationRun) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(run.parameters, indent=2, default=str))
+    @admin.display(description=_("matrix thresholds"))
+    def threshold_table(self, run: SegmentationRun) -> str:
+        return _parameter_table(
+            display.threshold_rows(run.parameters, money_text), "run-thresholds"
+        )
+
+    def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
+        """The run's status, stage and progress for the run page's polling, in the viewer's
+        language (the stage is stored as its key)."""
+        run = self.get_object(request, object_id)
+        if run is None or not self.has_view_permission(request, run):
+            return JsonResponse(
+                {"code": "run_not_found", "message": gettext("No such run.")}, status=404
+            )
+        return JsonResponse(
+            {
+                "id": run.pk,
+                "status": run.status,
+                "status_name": run.get_status_display(),
+                "stage": run.stage,
+                "stage_name": run.get_stage_display(),
+                "progress": run.progress,
+            }
+        )
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -146,6 +245,11 @@ class SegmentationRunAdmin(admin.ModelAdmin):
             ),
             path("dashboard/", view(dashboard_view), name="segmentation_dashboard"),
             path("export/", view(export_view), name="segmentation_export"),
+            path(
+                "<path:object_id>/progress/",
+                view(self.progress_view),
+                name="segmentation_segmentationrun_progress",
+            ),
         ] + super().get_urls()
 
     def recalculate_view(self, request: HttpRequest) -> HttpResponse:
@@ -176,8 +280,25 @@ class SegmentationRunAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
-        extra = {"auto_refresh": run is not None and run.status == RunStatus.RUNNING}
+        extra = {
+            "auto_refresh": run is not None and run.status == RunStatus.RUNNING,
+            "clv_fit_warnings": display.clv_fit_warnings(run.parameters) if run else [],
+        }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
+
+
+def _parameter_rows(rows: list[display.Row]) -> str:
+    return format_html_join(
+        "", '<tr><th scope="row">{}</th><td>{}</td></tr>', ((row.label, row.value) for row in rows)
+    )
+
+
+def _parameter_table(rows: list[display.Row], css_id: str) -> str:
+    if not rows:
+        return "—"
+    return format_html(
+        '<table class="run-parameters" id="{}">{}</table>', css_id, _parameter_rows(rows)
+    )
 
 
 # --- rule-based segments -------------------------------------------------------------------
@@ -265,7 +386,7 @@ def rule_builder_spec() -> dict:
 
 
 @admin.register(RuleSegment)
-class RuleSegmentAdmin(admin.ModelAdmin):
+class RuleSegmentAdmin(AuditedModelAdmin, admin.ModelAdmin):
     form = RuleSegmentForm
     list_display = ["name", "is_active", "current_members", "updated_at", "created_by"]
     list_filter = ["is_active"]
@@ -356,6 +477,11 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         context.update(
             segments=segments,
             heatmap=selectors.rf_heatmap(run=run),
+            frequency_bands=(
+                display.frequency_bands_text(run.parameters["frequency_bands"])
+                if run.parameters.get("frequency_bands")
+                else None
+            ),
             quadrants=quadrants,
             before=before,
             movement=selectors.transitions(before=before, after=run) if before else None,
@@ -394,27 +520,24 @@ def export_view(request: HttpRequest) -> HttpResponse:
     ):
         messages.error(request, _("Choose a segment of a finished run to export."))
         return HttpResponseRedirect(reverse("admin:segmentation_dashboard"))
+    audit_record(  # personal data (names, addresses) leaves the system: who, when, which
+        actor=request.user,
+        action=AuditAction.SEGMENT_EXPORTED,
+        obj=rule_segment or run,
+        description=gettext_noop("Members of %(segment)s exported (run %(run)s)"),
+        params={
+            "segment": rule_segment.name if rule_segment else segment or quadrant,
+            "run": run.pk,
+        },
+    )
     writer = csv.writer(_Echo(), delimiter=";")
-    header = [
-        gettext("member number"),
-        gettext("e-mail"),
-        gettext("first name"),
-        gettext("last name"),
-        gettext("language"),
-        gettext("segment"),
-        gettext("quadrant"),
-        "R",
-        "F",
-        "M",
-        gettext("days since last purchase"),
-        gettext("purchases in window"),
-        gettext("spend in window (EUR)"),
-        gettext("customer lifetime value (EUR)"),
-        "P(alive)",
-        gettext("expected purchases (horizon)"),
-    ]
-    rows = selectors.export_rows(
-        run=run, segment=segment, quadrant=quadrant, rule_segment=rule_segment
+    # Headers, names and numbers in the exporting user's language; the keys in their own
+    # columns at the end for machines (display.export_lines).
+    header = display.export_header()
+    rows = display.export_lines(
+        selectors.export_rows(
+            run=run, segment=segment, quadrant=quadrant, rule_segment=rule_segment
+        )
     )
     name = slugify(segment or quadrant or (rule_segment.name if rule_segment else "")) or "segment"
     response = StreamingHttpResponse(

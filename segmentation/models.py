@@ -4,13 +4,34 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import rfm
+
+
+class FrequencyScoring(models.TextChoices):
+    """How F is scored: by quantiles like R and M, or by fixed purchase-count bands."""
+
+    QUANTILES = "quantiles", _("Quantiles (an equal share of members per score)")
+    BANDS = "bands", _("Purchase-count bands (fixed counts per score)")
+
+
+def default_frequency_bands() -> list[int]:
+    return list(rfm.DEFAULT_FREQUENCY_BANDS)
+
+
+class PurchaseModel(models.TextChoices):
+    """The model of purchases and P(alive) behind CLV (the names of clv.PURCHASE_MODELS)."""
+
+    MBGNBD = "mbgnbd", _("MBG/NBD (one-time buyers can have dropped out)")
+    BGNBD = "bgnbd", _("BG/NBD (dropout only after a repeat purchase)")
 
 
 class SegmentationSettings(models.Model):
@@ -27,6 +48,38 @@ class SegmentationSettings(models.Model):
         default=5,
         validators=[MinValueValidator(2), MaxValueValidator(10)],
         help_text=_("Scores run from 1 to this number (quantiles)."),
+    )
+    frequency_scoring = models.CharField(
+        _("frequency scoring"),
+        max_length=10,
+        choices=FrequencyScoring.choices,
+        default=FrequencyScoring.QUANTILES,
+        help_text=_(
+            "Quantiles suit programs where most members buy several times in the window. "
+            "Choose bands when many members buy only once or twice: quantiles then put all "
+            "equal counts on one score and leave the next score empty."
+        ),
+    )
+    frequency_bands = models.JSONField(
+        _("frequency bands"),
+        default=default_frequency_bands,
+        help_text=_(
+            "Used with bands: the lowest number of purchases for each score from 1 up, "
+            "separated by commas. 1, 2, 3, 5, 10 gives 1 / 2 / 3-4 / 5-9 / 10+ purchases."
+        ),
+    )
+    clv_purchase_model = models.CharField(
+        _("purchase model"),
+        max_length=10,
+        choices=PurchaseModel.choices,
+        default=PurchaseModel.MBGNBD,
+        help_text=_(
+            "Predicts each member's purchases and P(alive). MBG/NBD suits most programs: a "
+            "member who bought once, long ago, is probably gone and gets a low P(alive). "
+            "BG/NBD assumes that a member can only drop out after a repeat purchase, so "
+            "everybody who bought once counts as alive (P(alive) 1); choose it only to compare "
+            "with earlier runs or studies that used BG/NBD."
+        ),
     )
     clv_horizon_months = models.PositiveSmallIntegerField(
         _("CLV horizon (months)"), default=12, validators=[MinValueValidator(1)]
@@ -83,11 +136,62 @@ class SegmentationSettings(models.Model):
         row, _created = cls.objects.get_or_create(pk=1)
         return row
 
+    def clean(self) -> None:
+        super().clean()
+        bands = self.frequency_bands
+        if not isinstance(bands, list) or not all(
+            isinstance(count, int) and not isinstance(count, bool) for count in bands
+        ):
+            raise ValidationError({"frequency_bands": BAND_ERRORS["numbers"]}, code="numbers")
+        # The count is checked against the scale only when bands are used: switching back to
+        # quantiles with another scale must not require editing bands nobody uses.
+        scale = self.score_scale if self.uses_frequency_bands else len(bands)
+        problem = rfm.bands_problem(bands, scale) if bands else "count"
+        if problem is not None:
+            raise ValidationError(
+                {"frequency_bands": BAND_ERRORS[problem] % {"scale": self.score_scale}},
+                code=f"bands_{problem}",
+            )
+
+    @property
+    def uses_frequency_bands(self) -> bool:
+        return self.frequency_scoring == FrequencyScoring.BANDS
+
+    @property
+    def frequency_bands_for_scoring(self) -> tuple[int, ...] | None:
+        """The bands the pipeline scores F by, or None for quantiles."""
+        return tuple(self.frequency_bands) if self.uses_frequency_bands else None
+
+
+BAND_ERRORS = {
+    "numbers": _("Enter whole numbers separated by commas, for example 1, 2, 3, 5, 10."),
+    "count": _(
+        "Give exactly %(scale)d bands: the lowest number of purchases for each score from 1 "
+        "to %(scale)d."
+    ),
+    "start": _("The first band must start at 1 purchase, so that every buyer gets a score."),
+    "order": _(
+        "Each band must start at more purchases than the band before it "
+        "(for example 1, 2, 3, 5, 10)."
+    ),
+}
+
 
 class RunStatus(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+
+
+class RunStage(models.TextChoices):
+    """Where a run is; stored as the key and shown in the reader's language."""
+
+    QUEUED = "queued", _("Queued")
+    READING = "reading", _("Reading purchases")
+    SCORING = "scoring", _("Scoring")
+    RULE_SEGMENTS = "rule_segments", _("Filling rule-based segments")
+    WRITING = "writing", _("Writing the snapshot")
+    DONE = "done", _("Done")
 
 
 class SegmentationRun(models.Model):
@@ -99,7 +203,7 @@ class SegmentationRun(models.Model):
         _("status"), max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING
     )
     is_current = models.BooleanField(_("current"), default=False)
-    stage = models.CharField(_("stage"), max_length=40, blank=True)
+    stage = models.CharField(_("stage"), max_length=40, blank=True, choices=RunStage.choices)
     progress = models.PositiveSmallIntegerField(_("progress (%)"), default=0)
     error = models.TextField(_("error"), blank=True)
     triggered_by = models.ForeignKey(
@@ -130,7 +234,11 @@ class SegmentationRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.started_at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        # In the program's time zone, like every time the admin shows.
+        return gettext("Run of %(date)s (%(status)s)") % {
+            "date": date_format(timezone.localtime(self.started_at), "DATETIME_FORMAT"),
+            "status": self.get_status_display(),
+        }
 
     @property
     def is_done(self) -> bool:
@@ -213,7 +321,11 @@ class MemberScore(models.Model):
         permissions = [("export_memberscore", _("Can export a segment's members as CSV"))]
 
     def __str__(self) -> str:
-        return f"{self.member_id}: {self.segment} / {self.quadrant}"
+        return gettext("%(member)s: %(segment)s, %(quadrant)s") % {
+            "member": self.member,
+            "segment": self.get_segment_display(),
+            "quadrant": self.get_quadrant_display(),
+        }
 
     @property
     def rfm_cell(self) -> str:
@@ -230,7 +342,12 @@ class RuleSegment(models.Model):
     rule = models.JSONField(_("rule"))
     is_active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
@@ -278,4 +395,7 @@ class RuleSegmentMember(models.Model):
         verbose_name_plural = _("rule-based segment memberships")
 
     def __str__(self) -> str:
-        return f"{self.segment_id}: {self.member_id}"
+        return gettext("%(member)s in %(segment)s") % {
+            "member": self.member,
+            "segment": self.segment,
+        }

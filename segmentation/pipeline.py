@@ -39,8 +39,11 @@ class Parameters:
     horizon_months: int = 12
     monthly_discount_rate: float = 0.01
     margin: float = 0.3
+    purchase_model: str = "mbgnbd"  # clv.PURCHASE_MODELS
     loyalty_threshold: float | None = None
     profitability_threshold: float | None = None
+    # F by these purchase-count bands (lowest count per score) instead of quantiles if set.
+    frequency_bands: tuple[int, ...] | None = None
 
 
 def customer_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
@@ -92,7 +95,9 @@ def compute_scores(
 
     window = data.loc[in_window, ["member_id", "days_since_last", "frequency", "monetary"]]
     rated = rfm.score(
-        window.rename(columns={"days_since_last": "recency_days"}), scale=parameters.scale
+        window.rename(columns={"days_since_last": "recency_days"}),
+        scale=parameters.scale,
+        frequency_bands=parameters.frequency_bands,
     )
     for column in ("r_score", "f_score", "m_score"):
         values = np.full(len(scores), np.nan)
@@ -114,6 +119,7 @@ def compute_scores(
             months=parameters.horizon_months,
             monthly_discount_rate=parameters.monthly_discount_rate,
             margin=parameters.margin,
+            purchase_model=parameters.purchase_model,
         )
         for column in ("expected_purchases", "p_alive", "clv"):
             values = scores[column].to_numpy(copy=True)

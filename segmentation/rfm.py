@@ -8,9 +8,15 @@ Scoring: a value's score is 1 + floor(scale x (values below it + values equal to
 i.e. by the middle of the share of members it stands for. Equal values get equal scores, the result does not depend on row
 order, and degenerate inputs stay sensible (everybody equal: the middle score). Recency is
 inverted: the most recent purchase scores highest.
+
+Frequency can instead be scored by fixed purchase-count bands (`band_scores`, e.g. 1 / 2 / 3-4 /
+5-9 / 10+): with many one-time buyers the ties put them all on one quantile score and leave the
+next one empty, while bands give every count the same score in every run.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -54,6 +60,32 @@ def quantile_scores(
     return pd.Series(np.clip(scores, 1, scale), index=values.index, dtype="int64")
 
 
+# Lowest purchase count of scores 1..5 by default: 1 / 2 / 3-4 / 5-9 / 10+.
+DEFAULT_FREQUENCY_BANDS: tuple[int, ...] = (1, 2, 3, 5, 10)
+
+
+def bands_problem(bands: list[int] | tuple[int, ...], scale: int) -> str | None:
+    """Why `bands` cannot score 1..scale, or None: "count", "start" or "order"."""
+    if len(bands) != scale:
+        return "count"
+    if bands[0] != 1:
+        return "start"
+    if any(later <= earlier for earlier, later in itertools.pairwise(bands)):
+        return "order"
+    return None
+
+
+def band_scores(values: pd.Series, bands: list[int] | tuple[int, ...]) -> pd.Series:
+    """Scores 1..len(bands): a value's score is the number of bands whose lowest count it
+    reaches (`bands` holds each score's lowest count, increasing, from 1)."""
+    problem = bands_problem(bands, len(bands))
+    if problem is not None or len(bands) < 2:
+        raise ValueError(f"frequency bands {list(bands)} are not valid ({problem or 'count'})")
+    numbers = np.nan_to_num(values.astype("float64").to_numpy(), nan=0.0)
+    scores = np.searchsorted(np.asarray(bands, dtype="float64"), numbers, side="right")
+    return pd.Series(np.clip(scores, 1, len(bands)), index=values.index, dtype="int64")
+
+
 def to_five(scores: np.ndarray | pd.Series, scale: int) -> np.ndarray:
     """Scores on another scale mapped onto 1-5, where the segment rules are defined."""
     values = np.asarray(scores, dtype="float64")
@@ -78,13 +110,24 @@ def rfm_cell(r_score: int, f_score: int, m_score: int) -> str:
     return f"{r_score}{f_score}{m_score}"
 
 
-def score(frame: pd.DataFrame, *, scale: int = 5) -> pd.DataFrame:
-    """R, F and M scores and the named segment for every member in `frame`."""
+def score(
+    frame: pd.DataFrame,
+    *,
+    scale: int = 5,
+    frequency_bands: list[int] | tuple[int, ...] | None = None,
+) -> pd.DataFrame:
+    """R, F and M scores and the named segment for every member in `frame`; F by quantiles,
+    or by `frequency_bands` (one lowest purchase count per score, see band_scores) if given."""
+    if frequency_bands is not None and len(frequency_bands) != scale:
+        raise ValueError(f"{len(frequency_bands)} frequency bands for a 1-{scale} scale")
     result = pd.DataFrame({"member_id": frame["member_id"].to_numpy()})
     result["r_score"] = quantile_scores(
         frame["recency_days"], scale, higher_is_better=False
     ).to_numpy()
-    result["f_score"] = quantile_scores(frame["frequency"], scale).to_numpy()
+    if frequency_bands is None:
+        result["f_score"] = quantile_scores(frame["frequency"], scale).to_numpy()
+    else:
+        result["f_score"] = band_scores(frame["frequency"], frequency_bands).to_numpy()
     result["m_score"] = quantile_scores(frame["monetary"], scale).to_numpy()
     result["segment"] = segment_for(
         to_five(result["r_score"], scale),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Avg,
@@ -23,9 +24,12 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Least
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
+from loyalty.formats import money_text, points_text
 from members.models import Member, MemberStatus
+from members.selectors import profiling_objection, without_profiling_objectors
 
 from .errors import SegmentNotFound
 from .models import (
@@ -37,6 +41,42 @@ from .models import (
     Segment,
     SegmentationRun,
 )
+
+# A finished run's scores do not change, so the dashboard's aggregates over them (each a scan
+# of every member's score: 0.2-0.4 s at a million members) are kept in the cache, keyed by
+# the run, and filled by the task that ran it (`dashboard_warm`); pages shape them per request
+# in the reader's language. A week: the dashboard shows recent runs.
+RUN_FACTS_SECONDS = 7 * 24 * 3600
+
+
+def _run_facts(key: str, *runs: SegmentationRun, compute) -> list:
+    """`compute()`'s rows for finished runs, from the cache when there; computed each time
+    for a run still running."""
+    if any(run.status != RunStatus.DONE for run in runs):
+        return compute()
+    name = (
+        "segmentation:facts:"
+        + key
+        + ":"
+        + ":".join(f"{run.pk}-{run.started_at.timestamp()}" for run in runs)
+    )
+    rows = cache.get(name)
+    if rows is None:
+        rows = compute()
+        cache.set(name, rows, RUN_FACTS_SECONDS)
+    return rows
+
+
+def dashboard_warm(*, run: SegmentationRun) -> None:
+    """Fill the cache with the dashboard's figures of `run` and its move from the run
+    before (the task that ran it calls this, so the first view is fast too)."""
+    segment_summary(run=run)
+    quadrant_summary(run=run)
+    rf_heatmap(run=run)
+    value_distributions(run=run)
+    before = finished_runs().filter(started_at__lt=run.started_at).first()
+    if before is not None:
+        transitions(before=before, after=run)
 
 
 def current_run() -> SegmentationRun | None:
@@ -80,6 +120,14 @@ def member_rule_segments(*, member: Member) -> list[RuleSegment]:
     return list(RuleSegment.objects.filter(pk__in=found).order_by("name"))
 
 
+def member_targeting_rule_segments(*, member: Member) -> list[RuleSegment]:
+    """The rule segments that may be used to target the member (segment-limited rewards,
+    offers): none when the member objects to profiling, else `member_rule_segments`."""
+    if profiling_objection(member=member):
+        return []
+    return member_rule_segments(member=member)
+
+
 def rule_segment_counts() -> dict[int, int]:
     """Members per rule segment in the current run (one query)."""
     return dict(
@@ -98,7 +146,9 @@ def members_in_segments(
     rule_segment_ids: list[int] | None = None,
 ) -> QuerySet[Member]:
     """Active members in any of the named segments, quadrants or rule segments of the current
-    run: the one entry point for rewards limited to segments and campaign targeting."""
+    run: the one entry point for rewards limited to segments and campaign targeting. Members
+    who object to profiling are left out (as of now: an objection or its withdrawal counts at
+    once, without waiting for a run)."""
     run = current_run()
     if run is None:
         return Member.objects.none()
@@ -117,7 +167,7 @@ def members_in_segments(
                 run=run, segment_id__in=rule_segment_ids
             ).values("member_id")
         )
-    return Member.objects.filter(condition, status=MemberStatus.ACTIVE)
+    return without_profiling_objectors(Member.objects.filter(condition, status=MemberStatus.ACTIVE))
 
 
 # --- the partner API: segments with their sizes, and one segment's members ----------------
@@ -182,7 +232,10 @@ def segment_sizes(*, run: SegmentationRun | None) -> list[SegmentSize]:
 def segment_members(*, run: SegmentationRun | None, kind: str, key: str) -> QuerySet:
     """The active members of one segment, quadrant or rule segment in `run`, as rows of
     `member_id` and `member_number`, for paginating in member id order (the primary keys'
-    order): never loaded whole. SegmentNotFound for an unknown kind or key."""
+    order): never loaded whole. SegmentNotFound for an unknown kind or key.
+
+    Members who object to profiling are left out (their objection as of now); the segment's
+    size in `segment_sizes` still counts them: a number names nobody."""
     rows: QuerySet
     if kind == "rfm" and key in Segment.values:
         rows = MemberScore.objects.filter(segment=key)
@@ -193,6 +246,7 @@ def segment_members(*, run: SegmentationRun | None, kind: str, key: str) -> Quer
     else:
         raise SegmentNotFound()
     rows = rows.filter(run=run, member__status=MemberStatus.ACTIVE) if run else rows.none()
+    rows = without_profiling_objectors(rows, member_field="member_id")
     return rows.values("member_id", member_number=F("member__member_number"))
 
 
@@ -220,18 +274,24 @@ def segment_summary(*, run: SegmentationRun) -> list[SegmentRow]:
     """Per named segment: members, revenue in the window and its share, averages (table order)."""
     rows = {
         row["segment"]: row
-        for row in MemberScore.objects.filter(run=run)
-        .values("segment")
-        .annotate(
-            members=Count("pk"),
-            revenue=Sum("monetary"),
-            avg_recency=Avg("recency_days"),
-            avg_frequency=Avg("frequency"),
-            avg_monetary=Avg("monetary"),
-            avg_clv=Avg("clv"),
-            avg_p_alive=Avg("p_alive"),
+        for row in _run_facts(
+            "segments",
+            run,
+            compute=lambda: list(
+                MemberScore.objects.filter(run=run)
+                .values("segment")
+                .annotate(
+                    members=Count("pk"),
+                    revenue=Sum("monetary"),
+                    avg_recency=Avg("recency_days"),
+                    avg_frequency=Avg("frequency"),
+                    avg_monetary=Avg("monetary"),
+                    avg_clv=Avg("clv"),
+                    avg_p_alive=Avg("p_alive"),
+                )
+                .order_by()
+            ),
         )
-        .order_by()
     }
     total_members = sum(row["members"] for row in rows.values()) or 1
     total_revenue = sum(row["revenue"] or 0 for row in rows.values()) or 1
@@ -266,10 +326,16 @@ def rf_heatmap(*, run: SegmentationRun) -> dict:
     scale = int(run.parameters.get("scale", 5))
     counts = {
         (row["r_score"], row["f_score"]): row["members"]
-        for row in MemberScore.objects.filter(run=run, r_score__isnull=False)
-        .values("r_score", "f_score")
-        .annotate(members=Count("pk"))
-        .order_by()
+        for row in _run_facts(
+            "heatmap",
+            run,
+            compute=lambda: list(
+                MemberScore.objects.filter(run=run, r_score__isnull=False)
+                .values("r_score", "f_score")
+                .annotate(members=Count("pk"))
+                .order_by()
+            ),
+        )
     }
     peak = max(counts.values(), default=0) or 1
     return {
@@ -316,12 +382,21 @@ class QuadrantRow:
 def quadrant_summary(*, run: SegmentationRun) -> list[QuadrantRow]:
     rows = {
         row["quadrant"]: row
-        for row in MemberScore.objects.filter(run=run)
-        .values("quadrant")
-        .annotate(
-            members=Count("pk"), revenue=Sum("monetary"), avg_clv=Avg("clv"), total_clv=Sum("clv")
+        for row in _run_facts(
+            "quadrants",
+            run,
+            compute=lambda: list(
+                MemberScore.objects.filter(run=run)
+                .values("quadrant")
+                .annotate(
+                    members=Count("pk"),
+                    revenue=Sum("monetary"),
+                    avg_clv=Avg("clv"),
+                    total_clv=Sum("clv"),
+                )
+                .order_by()
+            ),
         )
-        .order_by()
     }
     return [
         QuadrantRow(
@@ -342,14 +417,21 @@ def transitions(*, before: SegmentationRun, after: SegmentationRun) -> dict:
 
     Members scored in `after` but not in `before` come from the row "not scored"."""
     table = MemberScore._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT coalesce(old.segment, ''), new.segment, count(*) FROM {table} new "
-            f"LEFT JOIN {table} old ON old.member_id = new.member_id AND old.run_id = %s "
-            "WHERE new.run_id = %s GROUP BY 1, 2",
-            [before.pk, after.pk],
-        )
-        counts = {(old, new): count for old, new, count in cursor.fetchall()}
+
+    def compute() -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT coalesce(old.segment, ''), new.segment, count(*) FROM {table} new "
+                f"LEFT JOIN {table} old ON old.member_id = new.member_id AND old.run_id = %s "
+                "WHERE new.run_id = %s GROUP BY 1, 2",
+                [before.pk, after.pk],
+            )
+            return [tuple(row) for row in cursor.fetchall()]
+
+    counts = {
+        (old, new): count
+        for old, new, count in _run_facts("transitions", before, after, compute=compute)
+    }
     columns = list(Segment)
     sources = [*Segment, None]
     peak = max(counts.values(), default=0) or 1
@@ -387,26 +469,42 @@ def value_distributions(*, run: SegmentationRun) -> dict:
     scores = MemberScore.objects.filter(run=run)
     alive = {
         row["band"]: row["members"]
-        for row in scores.filter(p_alive__isnull=False)
-        .annotate(band=Least(Cast(F("p_alive") * 10, IntegerField()), Value(9)))
-        .values("band")
-        .annotate(members=Count("pk"))
-        .order_by()
+        for row in _run_facts(
+            "p_alive",
+            run,
+            compute=lambda: list(
+                scores.filter(p_alive__isnull=False)
+                .annotate(band=Least(Cast(F("p_alive") * 10, IntegerField()), Value(9)))
+                .values("band")
+                .annotate(members=Count("pk"))
+                .order_by()
+            ),
+        )
     }
     whens = [When(clv__lt=upper, then=Value(index)) for index, upper in enumerate(CLV_BINS[1:])]
     clv_counts = {
         row["band"]: row["members"]
-        for row in scores.filter(clv__isnull=False)
-        .annotate(band=Case(*whens, default=Value(len(CLV_BINS) - 1)))
-        .values("band")
-        .annotate(members=Count("pk"))
-        .order_by()
+        for row in _run_facts(
+            "clv",
+            run,
+            compute=lambda: list(
+                scores.filter(clv__isnull=False)
+                .annotate(band=Case(*whens, default=Value(len(CLV_BINS) - 1)))
+                .values("band")
+                .annotate(members=Count("pk"))
+                .order_by()
+            ),
+        )
     }
-    clv_labels = [f"€ {low}-{high}" for low, high in itertools.pairwise(CLV_BINS)] + [
-        f"€ {CLV_BINS[-1]}+"
-    ]
+    clv_labels = [
+        f"{money_text(low, decimals=0)}-{points_text(high)}"
+        for low, high in itertools.pairwise(CLV_BINS)
+    ] + [f"{money_text(CLV_BINS[-1], decimals=0)}+"]
     return {
-        "p_alive_labels": [f"{band / 10:.1f}-{(band + 1) / 10:.1f}" for band in range(10)],
+        "p_alive_labels": [
+            f"{number_format(band / 10, 1)}-{number_format((band + 1) / 10, 1)}"
+            for band in range(10)
+        ],
         "p_alive": [alive.get(band, 0) for band in range(10)],
         "clv_labels": clv_labels,
         "clv": [clv_counts.get(band, 0) for band in range(len(CLV_BINS))],
@@ -420,8 +518,11 @@ def export_rows(
     quadrant: str | None = None,
     rule_segment: RuleSegment | None = None,
 ):
-    """The members of one segment in `run`, with their scores, streamed for a CSV export."""
-    scores = MemberScore.objects.filter(run=run)
+    """The members of one segment in `run`, with their scores, streamed for a CSV export.
+    Members who object to profiling (as of now) are left out: the export names people."""
+    scores = without_profiling_objectors(
+        MemberScore.objects.filter(run=run), member_field="member_id"
+    )
     if segment:
         scores = scores.filter(segment=segment)
     if quadrant:

@@ -33,12 +33,14 @@ from loyalty import events
 from loyalty.outbox.services import outbox_enqueue
 from loyalty.pgcopy import copy_binary
 from members.models import User
+from members.selectors import without_profiling_objectors
 
 from .errors import RecalculationRunning
 from .models import (
     MemberScore,
     RuleSegment,
     RuleSegmentMember,
+    RunStage,
     RunStatus,
     SegmentationRun,
     SegmentationSettings,
@@ -46,6 +48,7 @@ from .models import (
 from .pipeline import Parameters, compute_scores
 from .rules import RuleNeeds, rule_mask, rule_needs, validate_rule
 from .run_inputs import consenting_id_array, member_attributes, run_inputs
+from .selectors import dashboard_warm
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def run_start(*, triggered_by: User | None = None) -> SegmentationRun:
     try:
         with transaction.atomic():
             return SegmentationRun.objects.create(
-                triggered_by=triggered_by, stage=_("Queued"), started_at=now
+                triggered_by=triggered_by, stage=RunStage.QUEUED, started_at=now
             )
     except IntegrityError as error:
         raise RecalculationRunning() from error
@@ -104,7 +107,8 @@ def run_request(*, triggered_by: User | None = None) -> SegmentationRun:
     return run
 
 
-Progress = Callable[[str, int], None]
+# Told each stage (its RunStage key) and the percentage done.
+Progress = Callable[[RunStage, int], None]
 
 
 def recalculate(
@@ -129,11 +133,13 @@ def recalculate(
             error=f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=5)}",
         )
     run.refresh_from_db()
+    if run.status == RunStatus.DONE:
+        dashboard_warm(run=run)  # the dashboard's aggregates, cached: its first view is fast too
     return run
 
 
 def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) -> None:
-    def _stage(run: SegmentationRun, stage: str, percent: int) -> None:
+    def _stage(run: SegmentationRun, stage: RunStage, percent: int) -> None:
         SegmentationRun.objects.filter(pk=run.pk).update(stage=stage, progress=percent)
         if progress is not None:
             progress(stage, percent)
@@ -144,12 +150,14 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         horizon_months=settings.clv_horizon_months,
         monthly_discount_rate=float(settings.monthly_discount_rate),
         margin=float(settings.margin),
+        purchase_model=settings.clv_purchase_model,
         loyalty_threshold=settings.loyalty_threshold,
         profitability_threshold=(
             float(settings.profitability_threshold)
             if settings.profitability_threshold is not None
             else None
         ),
+        frequency_bands=settings.frequency_bands_for_scoring,
     )
     timings: dict[str, float] = {}
 
@@ -161,7 +169,7 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
 
     segments = list(RuleSegment.objects.filter(is_active=True).order_by("pk"))
     needs = rule_needs([segment.rule for segment in segments])
-    _stage(run, _("Reading purchases"), 5)
+    _stage(run, RunStage.READING, 5)
     window_start = now - dt.timedelta(days=settings.window_days)
     aggregates, member_ids = timed(
         "aggregate",
@@ -169,7 +177,7 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
     )
     parallel = _parallel_allowed()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        _stage(run, _("Scoring"), 30)
+        _stage(run, RunStage.SCORING, 30)
         scores, info = timed("score", lambda: compute_scores(aggregates, member_ids, parameters))
         write_all_scores = functools.partial(write_scores, run, scores)
         scores_written: Future | None = None
@@ -182,12 +190,12 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             scores_written = pool.submit(
                 _on_own_connection(functools.partial(timed, "write_scores", write_all_scores))
             )
-        _stage(run, _("Filling rule-based segments"), 60)
+        _stage(run, RunStage.RULE_SEGMENTS, 60)
         memberships, info["rule_segments"] = timed(
             "rule_segments",
             lambda: _rule_memberships(segments, needs, scores, aggregates, _rule_inputs(needs)),
         )
-        _stage(run, _("Writing the snapshot"), 70)
+        _stage(run, RunStage.WRITING, 70)
         write_members = functools.partial(write_memberships, run, memberships)
         if scores_written is not None:
             timed("write_rule_segments", write_members)
@@ -198,13 +206,18 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             timed("write_rule_segments", write_members)
         previous_id = timed("swap", lambda: _replace_current_run(run))
         info.update(
-            window_days=settings.window_days, scale=settings.score_scale, now=now.isoformat()
+            window_days=settings.window_days,
+            scale=settings.score_scale,
+            frequency_scoring=settings.frequency_scoring,
+            now=now.isoformat(),
         )
+        if settings.uses_frequency_bands:
+            info["frequency_bands"] = list(settings.frequency_bands)
         SegmentationRun.objects.filter(pk=run.pk).update(
             status=RunStatus.DONE,
             is_current=True,
             finished_at=timezone.now(),
-            stage=_("Done"),
+            stage=RunStage.DONE,
             progress=100,
             member_count=info["members"],
             timings=timings,
@@ -334,10 +347,14 @@ def _replace_current_run(run: SegmentationRun) -> int | None:
 
 def _tell_segment_changes(run_id: int, previous_id: int | None) -> None:
     """`segment.changed` for every member whose named segment or quadrant differs from the
-    replaced run (or who is new in it); streamed, so a million movers never sit in memory."""
+    replaced run (or who is new in it); streamed, so a million movers never sit in memory.
+    Members who object to profiling are not told about: the event hands their segment to
+    partners' webhooks and campaign automations."""
     before = MemberScore.objects.filter(run_id=previous_id, member_id=OuterRef("member_id"))
     moved = (
-        MemberScore.objects.filter(run_id=run_id)
+        without_profiling_objectors(
+            MemberScore.objects.filter(run_id=run_id), member_field="member_id"
+        )
         .annotate(
             segment_before=Subquery(before.values("segment")[:1]),
             quadrant_before=Subquery(before.values("quadrant")[:1]),

@@ -9,6 +9,12 @@ class RunOut(serializers.Serializer):
     id = serializers.IntegerField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+    stage = serializers.CharField(
+        help_text="Stage key: queued, reading, scoring, rule_segments, writing or done."
+    )
+    stage_name = serializers.CharField(
+        source="get_stage_display", help_text="The stage in the request's language."
+    )
 
 
 class SegmentSizeOut(serializers.Serializer):

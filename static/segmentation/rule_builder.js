@@ -131,7 +131,7 @@
     const response = await fetch(config.url, { method: "POST", body: body, credentials: "same-origin" });
     const data = await response.json();
     output.className = response.ok ? "rule-count-ok" : "errornote";
-    output.textContent = response.ok ? spec.text.members.replace("%(count)s", data.count.toLocaleString()) : data.message;
+    output.textContent = response.ok ? spec.text.members.replace("%(count)s", data.count.toLocaleString(document.documentElement.lang || undefined)) : data.message;
   });
   load();
 })();

@@ -69,7 +69,7 @@ def test_recalculate_now_runs_the_task_and_shows_the_run(
     assert run.status == RunStatus.DONE and run.is_current  # Celery is eager here
     assert run.triggered_by.email == "admin@example.com"
     page = admin_client.get(reverse("admin:segmentation_segmentationrun_change", args=[run.pk]))
-    assert b"Time per stage" in page.content and b"bgnbd" in page.content
+    assert b"Time per stage" in page.content and b"BG/NBD" in page.content
     # Every stage the run timed under its name on the page, none as a bare key.
     assert all(str(STAGE_LABELS[stage]) in page.content.decode() for stage in run.timings)
     assert b"<th>write_scores</th>" not in page.content
@@ -170,7 +170,8 @@ def test_a_segment_exports_exactly_its_members(admin_client, scored):
     )
     assert rows[0][0] == "member number"
     assert {row[0] for row in rows[1:]} == expected and expected
-    assert {row[5] for row in rows[1:]} == {"champions"}
+    assert {row[5] for row in rows[1:]} == {"Champions"}  # the label; the key for machines:
+    assert {row[rows[0].index("segment_key")] for row in rows[1:]} == {"champions"}
 
 
 def test_an_unknown_segment_is_refused_with_a_message(admin_client, scored):

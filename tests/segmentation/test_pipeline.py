@@ -75,7 +75,7 @@ def test_with_enough_customers_clv_and_the_matrix_are_filled():
     ]
     scores, info = compute_scores(aggregate(rows), pd.Series(range(1, count + 2)), Parameters())
 
-    assert set(info["clv_parameters"]) == {"bgnbd", "gamma_gamma"}
+    assert set(info["clv_parameters"]) == {"purchase_model", "mbgnbd", "gamma_gamma", "warnings"}
     buyers = scores[scores["member_id"] <= count]
     assert buyers["clv"].notna().all() and (buyers["clv"] >= 0).all()
     assert ((buyers["p_alive"] > 0) & (buyers["p_alive"] <= 1)).all()

@@ -54,7 +54,7 @@ def test_a_run_scores_every_active_member_and_becomes_current(demo_program):
         "write_rule_segments",
         "swap",
     }
-    assert set(run.parameters["clv_parameters"]["bgnbd"]) == {"r", "alpha", "a", "b"}
+    assert set(run.parameters["clv_parameters"]["mbgnbd"]) == {"r", "alpha", "a", "b"}
     # The demo data populates every named segment and every quadrant.
     segments = set(MemberScore.objects.filter(run=run).values_list("segment", flat=True))
     quadrants = set(MemberScore.objects.filter(run=run).values_list("quadrant", flat=True))

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from segmentation import services
 from segmentation.errors import RecalculationRunning
-from segmentation.models import RunStatus
+from segmentation.models import RunStage, RunStatus
 from segmentation.selectors import current_run
 
 
@@ -27,8 +27,8 @@ class Command(BaseCommand):
             return
         with tqdm(total=100, unit="%", desc="Segments") as bar:
 
-            def progress(stage: str, percent: int) -> None:
-                bar.set_description(stage)
+            def progress(stage: RunStage, percent: int) -> None:
+                bar.set_description(str(RunStage(stage).label))
                 bar.update(percent - bar.n)
 
             try:
