@@ -7,7 +7,8 @@ Django's bulk_create for the embedded demo, and PostgreSQL binary COPY for bench
 such as 1M members and 10M purchases.
 
     generate.py     the generator (numpy, seeded; writes nothing)
-    program.py      the program around the data (settings, partners, tiers, rules), flush
+    program.py      the program around the data (settings, terms, partners, tiers, rules), flush
+    breakdown.py    each purchase's earning breakdown as JSON, built with numpy
     orm_writer.py   writer 1: bulk_create, any database
     copy_writer.py  writer 2: binary COPY through loyalty.pgcopy, two connections
     seed() below    the one entry point: program, generation, one of the writers
@@ -21,14 +22,20 @@ from collections.abc import Callable
 from django.db import transaction
 from django.utils import timezone
 
-from members.models import TermsVersion
-
 from .copy_writer import write_copy
-from .generate import DemoData, DemoSpec, generate, generate_in_stages, member_numbers
+from .generate import (
+    REDEMPTION_MENU,
+    DemoData,
+    DemoSpec,
+    generate,
+    generate_in_stages,
+    member_numbers,
+)
 from .orm_writer import write_orm
-from .program import flush, program_setup
+from .program import flush, program_setup, terms_in_force, terms_setup
 
 __all__ = [
+    "REDEMPTION_MENU",
     "DemoData",
     "DemoSpec",
     "flush",
@@ -37,6 +44,8 @@ __all__ = [
     "member_numbers",
     "program_setup",
     "seed",
+    "terms_in_force",
+    "terms_setup",
     "write_copy",
     "write_orm",
 ]
@@ -50,8 +59,7 @@ def seed(
     now = spec.now or timezone.now().replace(microsecond=0)
     spec.now = now
     with transaction.atomic():
-        program, partners, tiers = program_setup(now)
-    terms = TermsVersion.objects.filter(version="2026.1").first()
+        program, partners, tiers, terms = program_setup(now)
     timings = {"setup": round(time.perf_counter() - started, 2)}
     write_started = time.perf_counter()
     data, finish = generate_in_stages(spec, program=program)

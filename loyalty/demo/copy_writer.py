@@ -14,22 +14,26 @@ from contextlib import contextmanager
 import numpy as np
 from django.db import connection, transaction
 
-from members.models import ConsentRecord, Member, MemberStatus, TermsVersion
+from members.models import ConsentRecord, Member, MemberStatus, TermsAcceptance, TermsVersion
 
 from .. import pgcopy
-from ..models import LedgerEntry, Partner, PointsAccount, Purchase, Refund, Tier
+from ..models import EntryKind, LedgerEntry, Partner, PointsAccount, Purchase, Refund, Tier
 from .generate import (
     CHANNELS,
     FIRST_NAMES,
     KIND_CODES,
     LAST_NAMES,
     MONTHLY_EARN_REASON,
-    REASON_BY_KIND,
+    REASON_KEY_BY_KIND,
     SOURCE_BY_KIND,
     STORES,
     DemoData,
+    reason_templates,
+    redemption_reasons,
 )
-from .program import flush, partner_for
+from .program import flush, partner_for, terms_acceptances, terms_in_force
+
+BREAKDOWN_ROWS = 250_000  # purchases per COPY statement: their breakdown texts, built at once
 
 
 def _since_2000(unix_us: np.ndarray) -> np.ndarray:
@@ -90,7 +94,7 @@ def write_copy(
     *,
     partners: list[Partner],
     tiers: list[Tier],
-    terms: TermsVersion | None,
+    terms: list[TermsVersion],
     finish: Callable[[], DemoData] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, float]:
@@ -109,7 +113,15 @@ def write_copy(
     m, p = data.member, data.purchase
     tables = {
         model: model._meta.db_table
-        for model in (Member, Purchase, PointsAccount, LedgerEntry, ConsentRecord, Refund)
+        for model in (
+            Member,
+            Purchase,
+            PointsAccount,
+            LedgerEntry,
+            ConsentRecord,
+            TermsAcceptance,
+            Refund,
+        )
     }
     with connection.cursor() as cursor:
         member_base = _next_id(cursor, tables[Member])
@@ -126,36 +138,62 @@ def write_copy(
     refund_ids[refunded] = refund_base + np.arange(len(refunded))
     status_codes = [MemberStatus.ACTIVE, MemberStatus.INVITED, MemberStatus.PENDING]
     status = np.select([m["status"] == code for code in status_codes], [0, 1, 2])
+    terms_ids = np.array([version.pk for version in terms] + [-1], dtype=np.int64)
+    in_force = terms_in_force(terms, m["enrolled_us"]) if terms else np.full(count, -1)
 
     def load_purchases(cursor) -> None:
         partner_ids = partner_for(p["channel"], partners).astype(np.int64)
         external = pgcopy.numbered_texts("D", np.arange(1, total + 1))
         store_names = [*STORES, ""]
+        pieces = []
         for channel_code in range(len(CHANNELS)):
             for store_code in range(-1, len(STORES)):
                 rows = np.flatnonzero((p["channel"] == channel_code) & (p["store"] == store_code))
-                if not len(rows):
-                    continue
-                at = _since_2000(p["at"][rows])
-                pgcopy.copy_binary(
-                    cursor,
-                    tables[Purchase],
-                    [
-                        ("id", "bigint", purchase_ids[rows]),
-                        ("partner_id", "bigint", partner_ids[rows]),
-                        ("external_id", "text", external[rows]),
-                        ("member_id", "bigint", member_ids[p["owner"][rows]]),
-                        ("amount", "cents", p["cents"][rows]),
-                        ("purchased_at", "timestamptz", at),
-                        ("channel", "text", str(CHANNELS[channel_code])),
-                        ("store", "text", store_names[store_code]),
-                        ("points_earned", "integer", p["points"][rows]),
-                        ("refunded_amount", "cents", p["refund_cents"][rows]),
-                        ("points_reversed", "integer", p["reversed"][rows]),
-                        ("earning_breakdown", "jsonb", "{}"),
-                        ("created_at", "timestamptz", at),
-                    ],
-                )
+                pieces += [
+                    (channel_code, store_code, rows[begin : begin + BREAKDOWN_ROWS])
+                    for begin in range(0, len(rows), BREAKDOWN_ROWS)
+                ]
+
+        def copy_piece(channel_code: int, store_code: int, rows, breakdowns) -> None:
+            at = _since_2000(p["at"][rows])
+            pgcopy.copy_binary(
+                cursor,
+                tables[Purchase],
+                [
+                    ("id", "bigint", purchase_ids[rows]),
+                    ("partner_id", "bigint", partner_ids[rows]),
+                    ("external_id", "text", external[rows]),
+                    ("member_id", "bigint", member_ids[p["owner"][rows]]),
+                    ("amount", "cents", p["cents"][rows]),
+                    ("purchased_at", "timestamptz", at),
+                    ("channel", "text", str(CHANNELS[channel_code])),
+                    ("store", "text", store_names[store_code]),
+                    ("points_earned", "integer", p["points"][rows]),
+                    ("refunded_amount", "cents", p["refund_cents"][rows]),
+                    ("points_reversed", "integer", p["reversed"][rows]),
+                    # jsonb's binary form is a version byte (1) and the JSON text: the
+                    # texts are one width (padded), so they go as fixed-width "text".
+                    ("earning_breakdown", "text", breakdowns),
+                    ("created_at", "timestamptz", at),
+                ],
+            )
+
+        # The next pieces' breakdown texts are built while one is sent (numpy and the socket
+        # both release the GIL): the client's share of the work overlaps the server's.
+        with ThreadPoolExecutor(max_workers=1) as builder:
+            upcoming = [
+                builder.submit(data.breakdowns, rows, prefix=b"\x01")
+                for _channel, _store, rows in pieces[:2]
+            ]
+            for index, piece in enumerate(pieces):
+                breakdowns = upcoming[index].result()
+                upcoming[index] = None  # sent below, then freed
+                if index + 2 < len(pieces):
+                    upcoming.append(
+                        builder.submit(data.breakdowns, pieces[index + 2][2], prefix=b"\x01")
+                    )
+                copy_piece(*piece, breakdowns)
+                del breakdowns
         pgcopy.copy_binary(
             cursor,
             tables[Refund],
@@ -186,6 +224,7 @@ def write_copy(
                 ("status", "smallint", status),
                 ("enrolled", "timestamptz", _since_2000(m["enrolled_us"])),
                 ("consent", "smallint", m["consent"].astype(np.int64)),
+                ("terms", "bigint", terms_ids[in_force]),
             ],
         )
         first_names, last_names = _sql_array(FIRST_NAMES), _sql_array(LAST_NAMES)
@@ -203,13 +242,29 @@ def write_copy(
                    CASE WHEN status = 0 THEN enrolled END,
                    CASE WHEN status = 1 THEN 'invitation' ELSE 'portal' END, enrolled
             FROM demo_member""")
-        consent_terms = terms.pk if terms else "NULL"
         cursor.execute(f"""
             INSERT INTO {tables[ConsentRecord]} (member_id, channel, granted, recorded_at,
                 source, terms_version_id)
             SELECT {member_base} + idx, 'email', consent = 1, enrolled, 'enrolment:demo',
-                   {consent_terms}
+                   NULLIF(terms, -1)
             FROM demo_member WHERE status <> 1""")
+        if terms:
+            accepted_by, accepted, accepted_at = terms_acceptances(
+                terms,
+                enrolled_us=m["enrolled_us"],
+                accepting=status != 1,
+                purchase_owner=p["owner"],
+                purchase_at=p["at"],
+            )
+            pgcopy.copy_binary(
+                cursor,
+                tables[TermsAcceptance],
+                [
+                    ("member_id", "bigint", member_ids[accepted_by]),
+                    ("terms_version_id", "bigint", terms_ids[accepted]),
+                    ("accepted_at", "timestamptz", _since_2000(accepted_at)),
+                ],
+            )
         tick("members", count)
 
         tier_ids = np.array([tier.pk for tier in tiers] + [-1])[a["tier"][holders]]
@@ -239,21 +294,33 @@ def write_copy(
             FROM demo_account""")
 
         purchase_index = led["purchase"]
+        templates = reason_templates()
         for kind_code, kind in enumerate(KIND_CODES):
             rows = np.flatnonzero(led["kind"] == kind_code)
             if not len(rows):
                 continue
             linked = purchase_index[rows]
-            reason = REASON_BY_KIND[kind_code]
+            reason, key = templates[kind_code], REASON_KEY_BY_KIND[kind_code]
             names_purchase = bool(len(linked)) and bool((linked >= 0).all())
             if kind_code == 0 and not names_purchase:
-                reason = MONTHLY_EARN_REASON
-            if "{id}" in reason:
+                reason, key = MONTHLY_EARN_REASON, ""
+            params_field: tuple = ("reason_params", "jsonb", None)
+            if kind == EntryKind.REDEEM:
+                texts, params = redemption_reasons(led["points"][rows])
+                reason_field = ("reason", "text", texts)
+                params_field = ("reason_params", "jsonb", params)
+            elif "{id}" in reason:
                 prefix, suffix = reason.split("{id}")
                 reason_field = (
                     "reason",
                     "text",
                     pgcopy.numbered_texts(prefix + "D", linked + 1, suffix=suffix),
+                )
+                # jsonb's binary form: version byte 1, then the text (all one width).
+                params_field = (
+                    "reason_params",
+                    "text",
+                    pgcopy.numbered_texts('\x01{"id":"D', linked + 1, suffix='"}'),
                 )
             else:
                 reason_field = ("reason", "text", reason)
@@ -268,6 +335,8 @@ def write_copy(
                     ("points", "integer", led["points"][rows]),
                     ("balance_after", "integer", led["balance_after"][rows]),
                     reason_field,
+                    ("reason_key", "text", key),
+                    params_field,
                     ("source", "text", str(SOURCE_BY_KIND[kind_code])),
                     ("purchase_id", "bigint", purchase_base + linked)
                     if kind_code in (0, 5) and names_purchase
@@ -290,7 +359,13 @@ def write_copy(
         ("purchases", [tables[Purchase], tables[Refund]], load_purchases),
         (
             "members and ledger",
-            [tables[Member], tables[ConsentRecord], tables[PointsAccount], tables[LedgerEntry]],
+            [
+                tables[Member],
+                tables[ConsentRecord],
+                tables[TermsAcceptance],
+                tables[PointsAccount],
+                tables[LedgerEntry],
+            ],
             load_members_and_ledger,
         ),
     ]

@@ -14,6 +14,7 @@ So every balance equals its ledger sum and its open lots, and never goes negativ
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,10 @@ from django.utils import timezone
 
 from members.models import MemberStatus
 
+from .. import reasons
 from ..models import Channel, EntryKind, EntrySource, ProgramSettings
+from ..reasons import Reason, per_language
+from .breakdown import SCALE, breakdown_json, hundredths, line_points_exact
 
 DAY_US = 86_400 * 1_000_000
 YEAR_US = 365 * DAY_US
@@ -110,7 +114,30 @@ STORES = [
 ]
 CATEGORIES = ["kleding", "schoenen", "accessoires", "duurzaam", "wonen", "sport"]
 CHANNELS = [Channel.STORE, Channel.WEBSHOP, Channel.APP]
-REWARD_COSTS = np.array([250, 500, 750, 1000])
+# The earning rules of the demo program (program.py creates them): name, multiplier, category
+# or channel, priority. The generator applies them as EarningRule's ordering does (priority).
+DURABLE_RULE = ("Dubbele punten op duurzaam", Decimal("2.00"), "duurzaam", 10)
+WEBSHOP_RULE = ("Webshop actie", Decimal("1.50"), Channel.WEBSHOP, 5)
+WEBSHOP_RULE_DAYS = (90, 30)  # valid from 90 days before the demo's "now" to 30 days after
+RULES = [WEBSHOP_RULE, DURABLE_RULE]  # codes 0 and 1 of the lines' "rule"; -1 none
+
+# The everyday rewards of the demo catalogue, which the history's redemptions are of: points,
+# name nl, name en. rewards' demo_rewards creates the catalogue from these and gives every
+# redemption entry of the ledger its Redemption (one source of truth for both).
+REDEMPTION_MENU = [
+    (250, "€ 5 korting", "€ 5 off"),
+    (400, "Bioscoopkaartje", "Cinema ticket"),
+    (600, "Koffiebeker van bamboe", "Bamboo coffee cup"),
+]
+REWARD_COSTS = np.array([cost for cost, _nl, _en in REDEMPTION_MENU])
+# Spend: each customer's own mean spend varies around the profile's (inverse gamma, shape
+# CUSTOMER_SHAPE: coefficient of variation 1/sqrt(shape - 2) = 0.5), and each purchase around
+# the customer's (gamma, shape SPEND_SHAPE: coefficient of variation 1/sqrt(shape) = 0.63),
+# the heterogeneity the Gamma-Gamma spend model describes.
+CUSTOMER_SHAPE = 6.0
+SPEND_SHAPE = 2.5
+# Expiry runs nightly at 01:00 UTC and removes what is left of the lots expired by then.
+EXPIRY_RUN_HOUR_US = 3600 * 1_000_000
 
 TIERS = [
     ("Bronze", 1, Decimal("0"), Decimal("1.00"), "#b0773f"),
@@ -156,6 +183,32 @@ class DemoData:
     ledger: dict[str, np.ndarray]
     account: dict[str, np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
+    points_per_euro: Decimal = Decimal("1.00")
+
+    def breakdowns(self, rows: np.ndarray | None = None, *, prefix: bytes = b"") -> np.ndarray:
+        """The earning breakdown (JSON, see breakdown.py) of the purchases `rows` (all by
+        default), in their order: one numpy bytes array, all texts one width."""
+        p, lines = self.purchase, self.lines
+        rows = np.arange(len(p["owner"])) if rows is None else np.asarray(rows)
+        first = np.searchsorted(lines["owner"], rows)
+        per = np.searchsorted(lines["owner"], rows, side="right") - first
+        owner = np.repeat(np.arange(len(rows)), per)
+        line = np.repeat(first - np.r_[0, np.cumsum(per)[:-1]], per) + np.arange(len(owner))
+        return breakdown_json(
+            base_rate=self.points_per_euro,
+            tier=p["tier_before"][rows],
+            tier_names=[t[0] for t in TIERS],
+            tier_multipliers=[t[3] for t in TIERS],
+            points=p["points"][rows],
+            line_owner=owner,
+            line_cents=lines["cents"][line],
+            line_category=lines["category"][line],
+            categories=CATEGORIES,
+            line_rule=lines["rule"][line],
+            rule_names=[r[0] for r in RULES],
+            rule_multipliers=[r[1] for r in RULES],
+            prefix=prefix,
+        )
 
 
 def to_us(value: dt.datetime) -> int:
@@ -204,7 +257,7 @@ def generate_in_stages(
     now_us = to_us(now)
     count = spec.members
     target = spec.purchases if spec.purchases is not None else count * 10
-    points_per_euro = float(program.points_per_euro if program else Decimal("1"))
+    points_per_euro = program.points_per_euro if program else Decimal("1.00")
 
     # Members and their behaviour.
     shares = np.array([profile[1] for profile in PROFILES])
@@ -258,7 +311,8 @@ def generate_in_stages(
     # owner is already grouped (np.repeat); sort by time within it with one int64 key.
     order = np.argsort(_owner_time_key(owner, at, int(at.min()) if total else 0), kind="stable")
     owner, at = owner[order], at[order]
-    amount = rng.lognormal(np.log(mean_amount[owner]) - 0.125, 0.5)
+    customer_mean = mean_amount * (CUSTOMER_SHAPE - 1) / rng.gamma(CUSTOMER_SHAPE, 1.0, count)
+    amount = rng.gamma(SPEND_SHAPE, customer_mean[owner] / SPEND_SHAPE)
     cents = np.maximum(np.round(amount * 100), 195).astype(np.int64)
     channel = rng.choice(3, size=total, p=[0.64, 0.31, 0.05])
     store = np.where(channel == 0, rng.integers(0, len(STORES), total), -1)
@@ -284,12 +338,15 @@ def generate_in_stages(
 
     # Earning: the best rule per line (category "duurzaam" x2 beats web shop x1.5 in its
     # window), then the tier that the rolling 12-month spend before the purchase reaches.
-    webshop_from, webshop_until = now_us - 90 * DAY_US, now_us + 30 * DAY_US
+    webshop_from = now_us - WEBSHOP_RULE_DAYS[0] * DAY_US
+    webshop_until = now_us + WEBSHOP_RULE_DAYS[1] * DAY_US
     line_at = at[line_owner]
-    rule = np.ones(len(line_owner))
-    webshop = (channel[line_owner] == 1) & (line_at >= webshop_from) & (line_at < webshop_until)
-    rule[webshop] = 1.5
-    rule[line_category == CATEGORIES.index("duurzaam")] = 2.0
+    rule = np.full(len(line_owner), -1)
+    webshop = (channel[line_owner] == CHANNELS.index(WEBSHOP_RULE[2])) & (
+        (line_at >= webshop_from) & (line_at < webshop_until)
+    )
+    rule[webshop] = RULES.index(WEBSHOP_RULE)
+    rule[line_category == CATEGORIES.index(DURABLE_RULE[2])] = RULES.index(DURABLE_RULE)
 
     cumulative = np.cumsum(cents)
     origin = int(at.min()) - YEAR_US - 1_000_000 if total else 0
@@ -301,12 +358,20 @@ def generate_in_stages(
         window_start > 0, cumulative[window_start - 1], 0
     )
     thresholds = np.array([int(t[2] * 100) for t in TIERS])
-    multipliers = np.array([float(t[3]) for t in TIERS])
     tier_before = np.searchsorted(thresholds, window_before, side="right") - 1
-    tier_multiplier = multipliers[np.maximum(tier_before, 0)]
-    line_points = line_cents / 100 * points_per_euro * rule * tier_multiplier[line_owner]
-    points = np.floor(np.bincount(line_owner, weights=line_points, minlength=total) + 1e-9)
-    points = points.astype(np.int64)
+    # Exactly as the service's Decimals: line points x 10^8 in integers, floored per purchase.
+    tier_hundredths = np.array([hundredths(t[3]) for t in TIERS] + [100])
+    rule_hundredths = np.array([hundredths(r[1]) for r in RULES] + [100])
+    exact = line_points_exact(
+        line_cents,
+        base_hundredths=hundredths(points_per_euro),
+        rule_hundredths=rule_hundredths[rule],
+        tier_hundredths=tier_hundredths[tier_before[line_owner]],
+    )
+    if total:
+        points = np.add.reduceat(exact, np.searchsorted(line_owner, np.arange(total))) // 10**SCALE
+    else:
+        points = np.zeros(0, dtype=np.int64)
 
     # Refunds: 1.5% of purchases, half of them in full, a few days after the purchase.
     refunded = rng.random(total) < 0.015
@@ -354,6 +419,7 @@ def generate_in_stages(
         lines=lines,
         ledger={},
         account={},
+        points_per_euro=points_per_euro,
     )
     data.timings["generate: purchases"] = round(time.perf_counter() - started, 2)
 
@@ -483,10 +549,12 @@ def _ledger(
     has_lots = np.diff(bounds) > 0
     first_lot = np.where(has_lots, lot_at[np.minimum(bounds[:-1], max(len(lot_at) - 1, 0))], 0)
     group_start = bounds[:-1][lot_owner]
+    # A member redeems while taking part: up to four months after the last points earned.
+    last_lot = np.where(has_lots, lot_at[np.maximum(bounds[1:] - 1, 0)], 0)
+    last = np.minimum(last_lot + 120 * DAY_US, now_us - DAY_US)
     red_owner_parts, red_at_parts, red_points_parts = [], [], []
     for _round in range(2):  # each member redeems up to twice; each round is vectorised
         redeemer = has_lots & (rng.random(count) < 0.3)
-        last = now_us - DAY_US
         moment = first_lot + (rng.random(count) * np.maximum(last - first_lot, 0)).astype(np.int64)
         at_moment = moment[lot_owner]
         usable = redeemer[lot_owner] & (lot_at <= at_moment) & (at_moment < lot_expires)
@@ -518,17 +586,21 @@ def _ledger(
     entries_purchase.append(np.full(len(red_owner), -1))
     entries_expires.append(np.full(len(red_owner), -1))
 
-    # Expiry: what remains of lots expired by now, in one entry per member (the nightly run).
-    expired = lot_expires <= now_us
-    expired_points = np.bincount(
-        lot_owner[expired], weights=lot_remaining[expired], minlength=count
-    ).astype(np.int64)
+    # Expiry: the nightly run after a lot's expiry removes what is left of it, in one entry
+    # per member and night; lots whose run is still to come stay open.
+    run_at = (lot_expires - EXPIRY_RUN_HOUR_US + DAY_US - 1) // DAY_US * DAY_US
+    run_at += EXPIRY_RUN_HOUR_US
+    expired = run_at <= now_us
     lot_expired = np.where(expired, lot_remaining, 0)
     lot_remaining[expired] = 0
-    expiring = np.flatnonzero(expired_points > 0)
+    taken = np.flatnonzero(lot_expired > 0)
+    night = lot_owner[taken].astype(np.int64) * 2**20 + run_at[taken] // DAY_US
+    _nights, first_of_night = np.unique(night, return_index=True)
+    expired_points = np.add.reduceat(lot_expired[taken], first_of_night) if len(taken) else taken
+    expiring = lot_owner[taken][first_of_night]
     entries_owner.append(expiring)
-    entries_at.append(np.full(len(expiring), now_us - 3600 * 1_000_000))
-    entries_points.append(-expired_points[expiring])
+    entries_at.append(run_at[taken][first_of_night])
+    entries_points.append(-expired_points)
     entries_kind.append(np.full(len(expiring), 2))
     entries_purchase.append(np.full(len(expiring), -1))
     entries_expires.append(np.full(len(expiring), -1))
@@ -572,6 +644,28 @@ def _ledger(
     return ledger
 
 
+def redemption_reasons(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reason of each redemption entry as reward_redeem writes it (the menu's reward of
+    that cost): its text in the program's language and its parameters as JSON (object arrays).
+    """
+    menu = [
+        Reason(reasons.REWARD, {"reward": per_language(nl=name_nl, en=name_en)})
+        for _cost, name_nl, name_en in REDEMPTION_MENU
+    ]
+    texts = np.array([reason.stored_text() for reason in menu], dtype=object)
+    params = np.array([json.dumps(dict(reason.params)) for reason in menu], dtype=object)
+    chosen = np.searchsorted(REWARD_COSTS, -np.asarray(points))
+    return texts[chosen], params[chosen]
+
+
+def reason_templates() -> list[str]:
+    """Per kind code, the stored reason: "{id}" stands for the purchase's external id."""
+    return [
+        Reason(key, {"id": "{id}"}).stored_text() if key else text
+        for key, text in zip(REASON_KEY_BY_KIND, REASON_BY_KIND, strict=True)
+    ]
+
+
 KIND_CODES = [
     EntryKind.EARN,
     EntryKind.REDEEM,
@@ -589,11 +683,20 @@ SOURCE_BY_KIND = [
     EntrySource.REFUND,
 ]
 MONTHLY_EARN_REASON = "Aankopen van de maand"
+# The reason keys (loyalty.reasons) the services write per kind; "" for staff's own text.
+REASON_KEY_BY_KIND = [
+    reasons.PURCHASE,
+    reasons.REWARD,
+    reasons.POINTS_EXPIRED,
+    "",
+    "",
+    reasons.REFUND,
+]
 REASON_BY_KIND = [
-    "Aankoop {id}",
-    "Beloning ingewisseld",
-    "Punten verlopen",
+    "",  # by key
+    "",  # by key, per reward: redemption_reasons()
+    "",  # by key
     "Goodwill (klantenservice)",
     "Bonus",
-    "Retour van aankoop {id}",
+    "",  # by key
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -18,7 +19,16 @@ from members.models import (
     TermsVersion,
 )
 
-from ..models import LedgerEntry, Partner, PointsAccount, Purchase, PurchaseLine, Refund, Tier
+from ..models import (
+    EntryKind,
+    LedgerEntry,
+    Partner,
+    PointsAccount,
+    Purchase,
+    PurchaseLine,
+    Refund,
+    Tier,
+)
 from .generate import (
     CATEGORIES,
     CHANNELS,
@@ -26,13 +36,15 @@ from .generate import (
     KIND_CODES,
     LAST_NAMES,
     PG_EPOCH,
-    REASON_BY_KIND,
+    REASON_KEY_BY_KIND,
     SOURCE_BY_KIND,
     STORES,
     DemoData,
     from_us,
+    reason_templates,
+    redemption_reasons,
 )
-from .program import partner_for
+from .program import partner_for, terms_acceptances, terms_in_force
 
 
 def write_orm(
@@ -40,12 +52,14 @@ def write_orm(
     *,
     partners: list[Partner],
     tiers: list[Tier],
-    terms: TermsVersion | None,
+    terms: list[TermsVersion],
     batch: int = 5000,
     progress: Callable[[str, int], None] | None = None,
 ) -> None:
     tick = progress or (lambda stage, done: None)
     m, p = data.member, data.purchase
+    in_force = terms_in_force(terms, m["enrolled_us"]) if terms else None
+    breakdowns = data.breakdowns()
     with transaction.atomic():
         members = Member.objects.bulk_create(
             [
@@ -80,7 +94,7 @@ def write_orm(
                     channel="email",
                     granted=bool(m["consent"][i]),
                     source="enrolment:demo",
-                    terms_version=terms,
+                    terms_version=terms[in_force[i]] if terms else None,
                     recorded_at=from_us(int(m["enrolled_us"][i])),
                 )
                 for i in range(data.member_count)
@@ -88,16 +102,22 @@ def write_orm(
             ],
             batch_size=batch,
         )
-        if terms is not None:
+        if terms:
+            accepted_by, accepted, accepted_at = terms_acceptances(
+                terms,
+                enrolled_us=m["enrolled_us"],
+                accepting=m["status"] != MemberStatus.INVITED,
+                purchase_owner=p["owner"],
+                purchase_at=p["at"],
+            )
             TermsAcceptance.objects.bulk_create(
                 [
                     TermsAcceptance(
-                        member_id=member_pk[i],
-                        terms_version=terms,
-                        accepted_at=from_us(int(m["enrolled_us"][i])),
+                        member_id=member_pk[member],
+                        terms_version=terms[version],
+                        accepted_at=from_us(int(at)),
                     )
-                    for i in range(data.member_count)
-                    if m["status"][i] != MemberStatus.INVITED
+                    for member, version, at in zip(accepted_by, accepted, accepted_at, strict=True)
                 ],
                 batch_size=batch,
             )
@@ -115,6 +135,7 @@ def write_orm(
                     points_earned=int(p["points"][i]),
                     refunded_amount=_euros(p["refund_cents"][i]),
                     points_reversed=int(p["reversed"][i]),
+                    earning_breakdown=json.loads(breakdowns[i]),
                     created_at=from_us(int(p["at"][i])),
                 )
                 for i in range(len(p["owner"]))
@@ -171,9 +192,15 @@ def write_orm(
         account_pk = np.zeros(data.member_count, dtype=np.int64)
         account_pk[np.flatnonzero(a["has"])] = [account.pk for account in accounts]
         led = data.ledger
+        templates = reason_templates()
+        reasons = np.array([templates[kind] for kind in led["kind"]], dtype=object)
+        params = np.full(len(reasons), None, dtype=object)
+        redeemed = led["kind"] == KIND_CODES.index(EntryKind.REDEEM)
+        reasons[redeemed], redemption_params = redemption_reasons(led["points"][redeemed])
+        params[redeemed] = [json.loads(text) for text in redemption_params]
         LedgerEntry.objects.bulk_create(
             [
-                _entry(led, i, account_pk, purchase_pk, refund_pk, p)
+                _entry(led, i, account_pk, purchase_pk, refund_pk, reasons[i], params[i])
                 for i in range(len(led["owner"]))
             ],
             batch_size=batch,
@@ -181,7 +208,7 @@ def write_orm(
         tick("ledger", len(led["owner"]))
 
 
-def _entry(led, i, account_pk, purchase_pk, refund_pk, p) -> LedgerEntry:
+def _entry(led, i, account_pk, purchase_pk, refund_pk, reason: str, params) -> LedgerEntry:
     kind = int(led["kind"][i])
     purchase_index = int(led["purchase"][i])
     external = f"D{purchase_index + 1:09d}" if purchase_index >= 0 else ""
@@ -190,7 +217,9 @@ def _entry(led, i, account_pk, purchase_pk, refund_pk, p) -> LedgerEntry:
         kind=KIND_CODES[kind],
         points=int(led["points"][i]),
         balance_after=int(led["balance_after"][i]),
-        reason=REASON_BY_KIND[kind].format(id=external),
+        reason=reason.format(id=external) if "{id}" in reason else reason,
+        reason_key=REASON_KEY_BY_KIND[kind],
+        reason_params={"id": external} if external else params,
         source=SOURCE_BY_KIND[kind],
         purchase_id=purchase_pk[purchase_index] if purchase_index >= 0 else None,
         refund_id=refund_pk.get(purchase_index) if kind == 5 else None,
