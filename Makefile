@@ -16,6 +16,8 @@ $(BIN)/.installed: requirements/lock.txt pyproject.toml
 install: $(BIN)/.installed
 
 ## Install, migrate, load demo data, create the admin login, print the URLs, serve.
+## Links in the demo's e-mails point to where it serves (SITE_URL set in the environment wins).
+demo: export SITE_URL ?= http://$(HOST):$(PORT)
 demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo_data --if-empty

@@ -11,17 +11,23 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from members.admin import ReadOnlyInline
+from members.admin import ReadOnlyInline, search_by_member
 from members.models import Member
 
 from . import selectors, services
 from .admin_api_keys import PartnerAPIKeyInline
+from .admin_paginator import EstimatedCountPaginator
 from .admin_readonly import ReadOnlyAdmin
 from .admin_singleton import SingletonAdmin
+from .audit.admin import AuditedModelAdmin
 from .errors import ApplicationError
+from .formats import factor_text, fraction_points_text, money_text, points_text
 from .forms import AdjustPointsForm, EarningDryRunForm, RefundForm
 from .kpis import program_kpis
 from .models import (
@@ -54,14 +60,14 @@ def _show_error(form, error: ApplicationError) -> None:
 
 
 @admin.register(ProgramSettings)
-class ProgramSettingsAdmin(SingletonAdmin):
+class ProgramSettingsAdmin(AuditedModelAdmin, SingletonAdmin):
     fieldsets = (
         (
             _("Basic concept"),
             {
                 "fields": (
                     "name",
-                    "points_name",
+                    ("points_name", "points_name_en"),
                     "points_per_euro",
                     "point_value_eur",
                     "points_expiry_months",
@@ -86,7 +92,7 @@ class ProgramSettingsAdmin(SingletonAdmin):
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(AuditedModelAdmin, admin.ModelAdmin):
     list_display = ["name", "kind", "is_active", "contact_email", "created_at"]
     list_filter = ["kind", "is_active"]
     search_fields = ["name", "contact_email"]
@@ -94,7 +100,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(AuditedModelAdmin, admin.ModelAdmin):
     list_display = ["name", "rank", "threshold", "multiplier", "colour_swatch"]
     ordering = ["rank"]
 
@@ -112,15 +118,14 @@ class TierAdmin(admin.ModelAdmin):
 
 
 @admin.register(EarningRule)
-class EarningRuleAdmin(admin.ModelAdmin):
+class EarningRuleAdmin(AuditedModelAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "multiplier",
         "tier",
         "channel",
         "product_category",
-        "valid_from",
-        "valid_until",
+        "validity",
         "priority",
         "is_active",
     ]
@@ -128,6 +133,17 @@ class EarningRuleAdmin(admin.ModelAdmin):
     search_fields = ["name", "product_category"]
     list_select_related = ["tier"]
     change_list_template = "admin/loyalty/earningrule/change_list.html"
+
+    @admin.display(description=_("valid"), ordering="valid_from")
+    def validity(self, rule: EarningRule) -> str:
+        """One short column for the window instead of two long date-times."""
+        if rule.valid_from is None and rule.valid_until is None:
+            return gettext("always")
+        start, end = (
+            date_format(timezone.localtime(moment), "SHORT_DATE_FORMAT") if moment else "…"
+            for moment in (rule.valid_from, rule.valid_until)
+        )
+        return gettext("%(start)s to %(end)s") % {"start": start, "end": end}
 
     def get_urls(self):
         return [
@@ -188,16 +204,18 @@ class PurchaseAdmin(admin.ModelAdmin):
         "partner",
         "member",
         "amount",
-        "refunded_amount",
         "points_earned",
         "channel",
-        "store",
         "purchased_at",
     ]
     list_filter = ["partner", "channel", "purchased_at"]
-    search_fields = ["=external_id", "member__email", "=member__member_number", "store"]
+    search_fields = ["external_id"]
+    search_help_text = _("A member number, a member's e-mail address or a partner's purchase id.")
     list_select_related = ["partner", "member"]
-    date_hierarchy = "purchased_at"
+    # No date hierarchy: its DISTINCT years took 3 s over 10M purchases ("purchased at" filters
+    # by date); counts past 10,000 are PostgreSQL's estimate (issue 16).
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice over millions of rows
     inlines = [PurchaseLineInline, RefundInline]
     readonly_fields = [
         "partner",
@@ -216,6 +234,17 @@ class PurchaseAdmin(admin.ModelAdmin):
     exclude = ["earning_breakdown"]
     show_full_result_count = False
 
+    def get_search_results(self, request, queryset, search_term):
+        """The member's purchases, or a purchase by its id (any partner: the unique
+        (partner, external_id) index answers with one probe per partner)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        by_member, _duplicates = search_by_member(queryset, term, "member")
+        partner_ids = list(Partner.objects.values_list("pk", flat=True))
+        by_id = queryset.filter(partner_id__in=partner_ids, external_id=term)
+        return by_member | by_id, False
+
     def has_add_permission(self, request) -> bool:
         return False  # purchases come from partners (API, POS); staff refund them
 
@@ -227,21 +256,27 @@ class PurchaseAdmin(admin.ModelAdmin):
         data = purchase.earning_breakdown or {}
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>x{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>&times;{}</td><td>{}</td></tr>",
             (
                 (
-                    line["amount"],
+                    money_text(line["amount"]),
                     line["category"] or "—",
                     line["rule"] or "—",
-                    line["rule_multiplier"],
-                    line["points"],
+                    factor_text(line["rule_multiplier"]),
+                    fraction_points_text(line["points"]),
                 )
                 for line in data.get("lines", [])
             ),
         )
+        bonuses = format_html_join(
+            "",
+            "<li>{}: {}</li>",
+            ((bonus["label"], points_text(bonus["points"])) for bonus in data.get("bonuses", [])),
+        )
         return format_html(
-            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>"
-            "</thead><tbody>{}</tbody></table><p>{}: {} · {}: {} (x{}) · {}: <b>{}</b></p>",
+            '<div style="overflow-x:auto"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th>'
+            "<th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table></div>"
+            "<p>{}: {} · {}: {} (&times;{}) · {}: <b>{}</b></p>{}",
             _("amount"),
             _("category"),
             _("rule"),
@@ -249,12 +284,13 @@ class PurchaseAdmin(admin.ModelAdmin):
             _("points"),
             rows,
             _("base rate"),
-            data.get("base_rate", ""),
+            factor_text(data.get("base_rate")),
             _("tier"),
             data.get("tier") or "—",
-            data.get("tier_multiplier", ""),
-            _("total"),
-            data.get("points", ""),
+            factor_text(data.get("tier_multiplier")),
+            _("total (rounded down)"),
+            points_text(data.get("points")),
+            format_html("<p>{}</p><ul>{}</ul>", _("bonuses"), bonuses) if bonuses else "",
         )
 
     def get_urls(self):
@@ -281,22 +317,25 @@ class PurchaseAdmin(admin.ModelAdmin):
             else:
                 self.message_user(
                     request,
-                    _("Refunded %(amount)s EUR; %(points)d points reversed.")
-                    % {"amount": refund.amount, "points": refund.points_reversed},
+                    _("Refunded %(amount)s; %(points)s points reversed.")
+                    % {
+                        "amount": money_text(refund.amount),
+                        "points": points_text(refund.points_reversed),
+                    },
                     messages.SUCCESS,
                 )
                 if refund.points_expired:
                     self.message_user(
                         request,
-                        _("%(points)d points of this purchase had already expired.")
-                        % {"points": refund.points_expired},
+                        _("%(points)s points of this purchase had already expired.")
+                        % {"points": points_text(refund.points_expired)},
                         messages.INFO,
                     )
                 if refund.points_not_recovered:
                     self.message_user(
                         request,
-                        _("%(points)d points had already been spent and could not be reversed.")
-                        % {"points": refund.points_not_recovered},
+                        _("%(points)s points had already been spent and could not be reversed.")
+                        % {"points": points_text(refund.points_not_recovered)},
                         messages.WARNING,
                     )
                 return HttpResponseRedirect(
@@ -327,28 +366,42 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "kind",
         "points",
         "balance_after",
-        "reason",
-        "source",
-        "created_by",
+        "reason_shown",
         "expires_at",
-        "remaining_points",
     ]
     list_filter = ["kind", "source", "created_at"]
-    search_fields = ["account__member__email", "=account__member__member_number", "reason"]
+    search_fields = ["account__member__member_number"]
+    search_help_text = _("A member number or a member's e-mail address.")
+    # The reason in the reader's language instead of its stored columns.
+    exclude = ["reason", "reason_key", "reason_params"]
+    readonly_fields = ["reason_shown"]
     list_select_related = ["account__member", "created_by"]
-    date_hierarchy = "created_at"
+    # Ordered by the (created_at, id) index; no date hierarchy, estimated counts (issue 16).
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice over millions of rows
     show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_member(queryset, search_term, "account__member")
 
     @admin.display(description=_("member"), ordering="account__member")
     def member(self, entry: LedgerEntry) -> Member:
         return entry.account.member
 
+    @admin.display(description=_("reason"), ordering="reason")
+    def reason_shown(self, entry: LedgerEntry) -> str:
+        return entry.reason_text
+
 
 @admin.register(TierChange)
 class TierChangeAdmin(ReadOnlyAdmin):
-    list_display = ["changed_at", "account", "from_tier", "to_tier", "figure", "reason"]
+    list_display = ["changed_at", "member", "from_tier", "to_tier", "figure", "reason"]
     list_filter = ["reason", "to_tier"]
-    list_select_related = ["account", "from_tier", "to_tier"]
+    list_select_related = ["account__member", "from_tier", "to_tier"]
+
+    @admin.display(description=_("member"), ordering="account__member")
+    def member(self, change: TierChange) -> Member:
+        return change.account.member
 
 
 @admin.register(ConsistencyCheck)
@@ -382,16 +435,17 @@ class ConsistencyCheckAdmin(ReadOnlyAdmin):
             self.message_user(
                 request,
                 _(
-                    "%(count)d accounts differ from their ledger. Nothing "
+                    "%(count)s accounts differ from their ledger. Nothing "
                     "was changed; see the check for details."
                 )
-                % {"count": check.mismatch_count},
+                % {"count": points_text(check.mismatch_count)},
                 messages.ERROR,
             )
         else:
             self.message_user(
                 request,
-                _("All %(count)d balances equal their ledger.") % {"count": check.accounts_checked},
+                _("All %(count)s balances equal their ledger.")
+                % {"count": points_text(check.accounts_checked)},
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:loyalty_consistencycheck_changelist"))
@@ -445,8 +499,11 @@ def adjust_points_view(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("%(points)+d points; the balance is now %(balance)d.")
-                % {"points": entry.points, "balance": entry.balance_after},
+                _("%(points)s points; the balance is now %(balance)s.")
+                % {
+                    "points": ("+" if entry.points > 0 else "") + points_text(entry.points),
+                    "balance": points_text(entry.balance_after),
+                },
             )
             return HttpResponseRedirect(reverse("admin:members_member_change", args=[member.pk]))
     return render(

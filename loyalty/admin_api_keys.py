@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from rest_framework_api_key.models import APIKey
 
+from .audit.admin import AuditedModelAdmin
 from .errors import ApplicationError
 from .partner_api.models import ApiScope, PartnerAPIKey
 from .services import api_key_create, api_key_revoke
@@ -29,7 +30,8 @@ class PartnerAPIKeyForm(forms.ModelForm):
 
 
 @admin.register(PartnerAPIKey)
-class PartnerAPIKeyAdmin(admin.ModelAdmin):
+class PartnerAPIKeyAdmin(AuditedModelAdmin, admin.ModelAdmin):
+    audit_adds = False  # api_key_create records the new key
     form = PartnerAPIKeyForm
     list_display = [
         "prefix",
@@ -89,7 +91,7 @@ class PartnerAPIKeyAdmin(admin.ModelAdmin):
     def revoke_selected(self, request, queryset) -> None:
         keys = list(queryset.filter(revoked=False))
         for api_key in keys:
-            api_key_revoke(api_key=api_key)
+            api_key_revoke(api_key=api_key, by=request.user)
         self.message_user(
             request,
             ngettext("%(count)d key revoked.", "%(count)d keys revoked.", len(keys))

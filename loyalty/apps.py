@@ -47,6 +47,12 @@ class LoyaltyConfig(AppConfig):
             )
 
         participation.register_provider(conditions)
+
+        from . import events
+        from .services.tiers import account_open_on_enrolment
+
+        # A member is on the base tier from enrolment, whichever path enrolled them.
+        events.subscribe("member.enrolled", account_open_on_enrolment)
         post_migrate.connect(sync_after_migrate, dispatch_uid="loyalty.roles.sync")
         emails.register_context_provider(lambda: {"program": ProgramSettings.load()})
 
@@ -90,3 +96,7 @@ class LoyaltyConfig(AppConfig):
             panel_template="admin/loyalty/member_points.html",
             object_tools=admin.member_points_tools,
         )
+        from .audit.admin import object_tools as audit_object_tools
+
+        # The member's page links to the audit log of the member (adjustments, exports).
+        admin_extensions.register(Member, object_tools=audit_object_tools)

@@ -9,8 +9,27 @@ from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Cast, Round
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+
+from .formats import money_text, points_text
+from .reasons import reason_render
+
+
+def _day(moment) -> str:
+    """'3 January 2026' / '3 januari 2026' in the program's time zone: for object names."""
+    return date_format(timezone.localtime(moment), "DATE_FORMAT")
+
+
+def _minute(moment) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
+
+
+def _plain(number) -> str:
+    """1.500 -> '1.5' / '1,5'; 10.00 -> '10': no trailing zeros, never an exponent."""
+    return number_format(Decimal(format(Decimal(number).normalize(), "f")))
 
 
 class TierBasis(models.TextChoices):
@@ -22,7 +41,8 @@ class ProgramSettings(models.Model):
     """The program's one settings row (pk=1), edited by the program manager in the admin."""
 
     name = models.CharField(_("program name"), max_length=100, default="Loyalty")
-    points_name = models.CharField(_("points name"), max_length=40, default="points")
+    points_name = models.CharField(_("points name (Dutch)"), max_length=40, default="punten")
+    points_name_en = models.CharField(_("points name (English)"), max_length=40, default="points")
     points_per_euro = models.DecimalField(
         _("points per euro"),
         max_digits=6,
@@ -104,6 +124,13 @@ class ProgramSettings(models.Model):
             settings, _created = cls.objects.get_or_create(pk=1)
             cache.set(cls.CACHE_KEY, settings, cls.CACHE_SECONDS)
         return settings
+
+    @property
+    def points_label(self) -> str:
+        """The points' name in the active language ("punten" / "points")."""
+        if (translation.get_language() or "").startswith("en"):
+            return self.points_name_en or self.points_name
+        return self.points_name or self.points_name_en
 
     @property
     def excluded_domain_list(self) -> list[str]:
@@ -211,7 +238,7 @@ class PointsAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member_id}: {self.balance}"
+        return gettext("Points account of %(member)s") % {"member": self.member}
 
 
 class Purchase(models.Model):
@@ -289,7 +316,10 @@ class Purchase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.partner_id}:{self.external_id}"
+        return gettext("Purchase %(id)s (%(partner)s)") % {
+            "id": self.external_id,
+            "partner": self.partner,
+        }
 
     @property
     def net_amount(self) -> Decimal:
@@ -311,7 +341,11 @@ class PurchaseLine(models.Model):
         verbose_name_plural = _("purchase lines")
 
     def __str__(self) -> str:
-        return f"{self.category or self.description} {self.amount}"
+        return gettext("%(product)s, quantity %(quantity)s, %(amount)s") % {
+            "product": self.category or self.description or self.product_code or "—",
+            "quantity": _plain(self.quantity),
+            "amount": money_text(self.amount),
+        }
 
 
 class Refund(models.Model):
@@ -333,7 +367,12 @@ class Refund(models.Model):
         ),
     )
     created_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
     )
     created_at = models.DateTimeField(_("refunded at"), default=timezone.now)
 
@@ -350,7 +389,10 @@ class Refund(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.purchase_id}: -{self.amount}"
+        return gettext("Refund of %(amount)s on purchase %(id)s") % {
+            "amount": money_text(self.amount),
+            "id": self.purchase.external_id,
+        }
 
 
 class EarningRule(models.Model):
@@ -395,7 +437,10 @@ class EarningRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} (x{self.multiplier})"
+        return gettext("%(name)s (x%(multiplier)s)") % {
+            "name": self.name,
+            "multiplier": _plain(self.multiplier),
+        }
 
 
 class EntryKind(models.TextChoices):
@@ -435,10 +480,21 @@ class LedgerEntry(models.Model):
     kind = models.CharField(_("kind"), max_length=10, choices=EntryKind.choices)
     points = models.IntegerField(_("points"))
     balance_after = models.IntegerField(_("balance after"))
+    # The text in the program's default language (exports, search); readers see reason_text.
     reason = models.CharField(_("reason"), max_length=255)
+    # What the entry is: a msgid of loyalty.reasons and its parameters; empty for staff's text.
+    reason_key = models.CharField(
+        _("reason key"), max_length=100, blank=True, default="", db_default=""
+    )
+    reason_params = models.JSONField(_("reason parameters"), null=True, blank=True)
     source = models.CharField(_("source"), max_length=12, choices=EntrySource.choices)
     purchase = models.ForeignKey(
-        Purchase, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+        Purchase,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        verbose_name=_("purchase"),
     )
     refund = models.ForeignKey(
         Refund,
@@ -447,6 +503,7 @@ class LedgerEntry(models.Model):
         blank=True,
         related_name="ledger_entries",
         db_index=False,
+        verbose_name=_("refund"),
     )
     created_by = models.ForeignKey(
         "members.User",
@@ -494,18 +551,42 @@ class LedgerEntry(models.Model):
                 condition=Q(created_by__isnull=False),
                 name="entry_created_by_idx",
             ),
+            # The ledger list's order and the KPIs' entries since the last rollup: without it
+            # the list sorted 8M rows per page view (issue 16).
+            models.Index(fields=["-created_at", "-id"], name="entry_created_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.points:+d}"
+        sign = "+" if self.points > 0 else "-"
+        return gettext("%(kind)s: %(points)s points on %(date)s") % {
+            "kind": self.get_kind_display(),
+            "points": sign + points_text(abs(self.points)),
+            "date": _day(self.created_at),
+        }
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's (active) language; staff's own text as typed."""
+        return reason_render(self.reason_key, self.reason_params, fallback=self.reason)
 
 
 class TierChange(models.Model):
     account = models.ForeignKey(
-        PointsAccount, on_delete=models.CASCADE, related_name="tier_changes"
+        PointsAccount,
+        on_delete=models.CASCADE,
+        related_name="tier_changes",
+        verbose_name=_("points account"),
     )
-    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
-    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, related_name="+")
+    from_tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("previous tier"),
+    )
+    to_tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, related_name="+", verbose_name=_("tier")
+    )
     figure = models.DecimalField(_("rolling 12-month figure"), max_digits=12, decimal_places=2)
     reason = models.CharField(_("reason"), max_length=100)
     changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
@@ -516,7 +597,12 @@ class TierChange(models.Model):
         ordering = ["-changed_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.account_id}: {self.from_tier_id} -> {self.to_tier_id}"
+        return gettext("%(member)s: %(old)s → %(new)s on %(date)s") % {
+            "member": self.account.member,
+            "old": self.from_tier or gettext("no tier"),
+            "new": self.to_tier or gettext("no tier"),
+            "date": _day(self.changed_at),
+        }
 
 
 class ConsistencyCheck(models.Model):
@@ -532,11 +618,64 @@ class ConsistencyCheck(models.Model):
         ordering = ["-ran_at"]
 
     def __str__(self) -> str:
-        return f"{self.ran_at:%Y-%m-%d %H:%M} ({self.mismatch_count})"
+        count = self.mismatch_count
+        return ngettext(
+            "Ledger check of %(date)s: %(count)s difference",
+            "Ledger check of %(date)s: %(count)s differences",
+            count,
+        ) % {"date": _minute(self.ran_at), "count": points_text(count)}
 
     @property
     def mismatch_count(self) -> int:
         return len(self.mismatches)
+
+
+# --- daily rollups of the KPI page (loyalty.kpis) ------------------------------------------
+
+
+class KpiDay(models.Model):
+    """One local day's figures of the KPI page, written by `kpis.kpi_rollup` (a periodic task).
+
+    Additive figures (purchases, spend, points by kind, new members) sum over days. The two
+    distinct-member counts are stated so that they sum too: the members whose first purchase
+    of the day's month is on this day (a month's active members are the sum over its days) and
+    the members whose latest purchase before the rollup's cut-off is on this day (the members
+    active since a day are the sum over the days from it)."""
+
+    day = models.DateField(_("day"), primary_key=True)
+    purchases = models.PositiveIntegerField(_("purchases"), default=0)
+    spend = models.DecimalField(_("spend (EUR)"), max_digits=14, decimal_places=2, default=0)
+    month_first_buyers = models.PositiveIntegerField(_("first purchase of the month"), default=0)
+    last_buyers = models.PositiveIntegerField(_("latest purchase"), default=0)
+    points_issued = models.BigIntegerField(_("points issued"), default=0)
+    points_redeemed = models.BigIntegerField(_("points redeemed"), default=0)
+    points_expired = models.BigIntegerField(_("points expired"), default=0)
+    new_members = models.PositiveIntegerField(_("new members"), default=0)
+
+    class Meta:
+        verbose_name = _("KPI day")
+        verbose_name_plural = _("KPI days")
+        ordering = ["day"]
+
+    def __str__(self) -> str:
+        return date_format(self.day, "DATE_FORMAT")
+
+
+class KpiRollup(models.Model):
+    """The one row saying up to which moment the `KpiDay` rows are complete."""
+
+    complete_until = models.DateTimeField(_("complete until"))
+    horizon = models.DateField(_("first day kept"))
+    computed_at = models.DateTimeField(_("computed at"))
+    # The ledger's sum before the cut-off: the liability is this plus the entries since.
+    points_outstanding = models.BigIntegerField(_("points outstanding at the cut-off"))
+
+    class Meta:
+        verbose_name = _("KPI rollup")
+        verbose_name_plural = _("KPI rollups")
+
+    def __str__(self) -> str:
+        return gettext("KPI rollup until %(date)s") % {"date": _minute(self.complete_until)}
 
 
 # --- purchase and refund imports (admin upload, run by a worker) ---------------------------
@@ -565,5 +704,8 @@ class PurchaseImport(BackgroundImport):
         verbose_name_plural = _("purchase imports")
 
     def __str__(self) -> str:
-        at = timezone.localtime(self.created_at)
-        return f"{self.partner} {at:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        return gettext("Purchase import of %(partner)s, %(date)s (%(status)s)") % {
+            "partner": self.partner,
+            "date": _minute(self.created_at),
+            "status": self.get_status_display(),
+        }

@@ -17,7 +17,11 @@ MANAGER_APPS = (
     "partner_api",  # partners' API keys
     "webhooks",  # partners' endpoints, the delivery log, resend and test events
     "axes",  # failed logins: see them, unlock them
+    "audit",  # the audit log: view only (the model has no other permission)
 )
+# Support agents do not read the audit log: it records every staff member's actions (settings,
+# API keys, exports, erasures) for the program's oversight, which answering a member does not
+# need; who adjusted a member's points stays visible to them in the ledger ("by").
 SUPPORT_PERMISSIONS = (
     ("members", "view_member"),
     ("members", "change_member"),
@@ -36,6 +40,10 @@ SUPPORT_PERMISSIONS = (
     ("rewards", "view_vouchercode"),
     ("rewards", "view_redemption"),
     ("rewards", "change_redemption"),  # cancel for a member, check and use vouchers
+    ("campaigns", "view_message"),  # what a member was sent: view only, never send
+    ("campaigns", "view_campaign"),
+    ("campaigns", "view_recipient"),
+    ("campaigns", "view_suppressedaddress"),
     ("axes", "view_accessattempt"),  # a member who is locked out calls the support desk:
     ("axes", "delete_accessattempt"),  # the agent unlocks (the admin's "unlock" action)
     ("axes", "view_accessfailurelog"),

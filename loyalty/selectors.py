@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet, Sum
 from django.utils import timezone
 
 from members.models import Member
@@ -87,3 +87,23 @@ def tier_progress(*, member: Member, at: dt.datetime | None = None) -> TierProgr
 def purchases_of(*, partner: Partner) -> QuerySet[Purchase]:
     """A partner's own purchases (the API shows a partner no other)."""
     return Purchase.objects.filter(partner=partner).select_related("member")
+
+
+@dataclass(frozen=True)
+class ExpiringPoints:
+    points: int
+    first_expiry: dt.datetime | None  # when the earliest of those lots expires
+
+
+def points_expiring(
+    *, member: Member, within: dt.timedelta, at: dt.datetime | None = None
+) -> ExpiringPoints:
+    """The points of the member's lots that expire within `within` from `at` (one query)."""
+    at = at or timezone.now()
+    lots = LedgerEntry.objects.filter(
+        account__member=member,
+        remaining_points__gt=0,
+        expires_at__gt=at,
+        expires_at__lte=at + within,
+    ).aggregate(points=Sum("remaining_points"), first=Min("expires_at"))
+    return ExpiringPoints(points=lots["points"] or 0, first_expiry=lots["first"])

@@ -16,6 +16,14 @@ def recalculate_tiers() -> int:
 
 
 @shared_task(acks_late=True)
+def rollup_kpis() -> str:
+    """Hourly: the KPI page's daily rollups up to today's midnight (a no-op once done)."""
+    from .kpis import kpi_rollup
+
+    return kpi_rollup().complete_until.isoformat()
+
+
+@shared_task(acks_late=True)
 def check_ledger_consistency() -> int:
     return services.ledger_consistency_check().mismatch_count
 

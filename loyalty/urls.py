@@ -11,6 +11,12 @@ urlpatterns = [
     path("portal/", include("members.urls")),
     path("portal/", include("loyalty.points_urls")),
     path("portal/rewards/", include("rewards.urls")),
+    path("portal/email/", include("campaigns.urls")),
     path("", RedirectView.as_view(pattern_name="points:dashboard", permanent=False)),
 ]
 urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# The portal's error pages, in house style and the visitor's language.
+handler403 = "members.views.errors.permission_denied"
+handler404 = "members.views.errors.page_not_found"
+handler500 = "members.views.errors.server_error"

@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from loyalty.admin_paginator import EstimatedCountPaginator
 from loyalty.admin_readonly import ReadOnlyAdmin
 from loyalty.admin_site import ExtensibleModelAdmin
 from loyalty.errors import ApplicationError
@@ -25,10 +26,12 @@ from loyalty.errors import ApplicationError
 from . import services
 from .imports import import_start
 from .models import (
+    ConsentChannel,
     ConsentRecord,
     FaqItem,
     Invitation,
     InvitationImport,
+    InvitationOptOut,
     JobStatus,
     Language,
     Member,
@@ -36,6 +39,7 @@ from .models import (
     TermsVersion,
     User,
 )
+from .selectors import consent_states, member_search, members_exactly
 
 
 @admin.register(User)
@@ -74,6 +78,9 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # else Django counts the inline as editable and offers Save
+
 
 class ConsentRecordInline(ReadOnlyInline):
     model = ConsentRecord
@@ -104,15 +111,33 @@ class MemberAdminForm(forms.ModelForm):
         return birth_date
 
 
+def search_by_member(queryset, search_term: str, member_path: str):
+    """Rows of the member whose number or e-mail address (any case) is the term, by indexed
+    equality: a `LIKE '%…%'` over a joined member table scanned millions of rows. The ids are
+    looked up first: as a subquery OR-ed with other terms, PostgreSQL scanned every row."""
+    if not search_term.strip():
+        return queryset, False
+    member_ids = list(members_exactly(search_term).values_list("pk", flat=True))
+    return queryset.filter(**{f"{member_path}__in": member_ids}), False
+
+
 @admin.register(Member)
 class MemberAdmin(ExtensibleModelAdmin):
     form = MemberAdminForm
-    list_display = ["member_number", "full_name", "email", "status", "language", "enrolled_at"]
+    # Language is a filter, not a column: loyalty adds points and tier, and all fit 1366 px.
+    list_display = ["member_number", "full_name", "email", "status", "enrolled_at"]
     list_display_links = ["member_number", "full_name"]
     search_fields = ["=member_number", "email", "first_name", "last_name"]
     list_filter = ["status", "enrolment_source", "language", "enrolled_at"]
     list_select_related: list[str] = []
-    readonly_fields = ["member_number", "created_at", "enrolled_at", "enrolment_source", "user"]
+    readonly_fields = [
+        "member_number",
+        "created_at",
+        "enrolled_at",
+        "enrolment_source",
+        "user",
+        "current_consents",
+    ]
     fieldsets = (
         (
             None,
@@ -129,18 +154,90 @@ class MemberAdmin(ExtensibleModelAdmin):
             },
         ),
         (_("Enrolment"), {"fields": ("enrolment_source", "enrolled_at", "created_at", "user")}),
+        (_("Consent"), {"fields": ("current_consents",)}),
     )
     inlines: list = [ConsentRecordInline]
-    actions = ["resend_confirmation", "erase_selected"]
-    date_hierarchy = "created_at"
+    actions = [
+        "resend_confirmation",
+        "record_profiling_objection",
+        "withdraw_profiling_objection",
+        "erase_selected",
+    ]
+    # No date hierarchy (its years and months scanned every member) and estimated counts:
+    # a list of a million members answers in 300 ms (issue 16). "Enrolled at" filters by date.
     show_full_result_count = False  # counting 1M members on every page costs more than it helps
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice over millions of rows
+    search_help_text = _(
+        "A member number or a full e-mail address finds that member; other text finds members "
+        "whose name or e-mail address contains every word."
+    )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # members are erased (GDPR), never deleted: the ledger keeps its owner
 
+    def get_search_results(self, request, queryset, search_term):
+        return member_search(queryset, search_term), False
+
     @admin.display(description=_("name"), ordering="last_name")
     def full_name(self, member: Member) -> str:
         return member.full_name
+
+    @admin.display(description=_("current choices"))
+    def current_consents(self, member: Member) -> str:
+        """Each channel's state (the newest record, or the channel's default without one)."""
+        if member.pk is None:
+            return "—"
+        states = consent_states(member=member)
+        rows = []
+        for channel in ConsentChannel:
+            if channel == ConsentChannel.PROFILING:
+                state = _("allowed") if states[channel] else _("objected")
+            else:
+                state = _("granted") if states[channel] else _("not granted")
+            rows.append((channel.label, state))
+        return format_html(
+            '<table class="consent-states">{}</table>',
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
+
+    @admin.action(
+        description=_("Record an objection to profiling (request received elsewhere)"),
+        permissions=["change"],
+    )
+    def record_profiling_objection(self, request: HttpRequest, queryset) -> None:
+        self._set_profiling(request, queryset, granted=False)
+
+    @admin.action(description=_("Withdraw the objection to profiling"), permissions=["change"])
+    def withdraw_profiling_objection(self, request: HttpRequest, queryset) -> None:
+        self._set_profiling(request, queryset, granted=True)
+
+    def _set_profiling(self, request: HttpRequest, queryset, *, granted: bool) -> None:
+        """One record per member whose state changes, with the staff user as the source."""
+        source = f"admin:{request.user.pk}"
+        with transaction.atomic():
+            changed = sum(
+                services.consent_change(
+                    member=member,
+                    granted=granted,
+                    source=source,
+                    channel=ConsentChannel.PROFILING,
+                )
+                for member in queryset.order_by("pk")
+            )
+        unchanged = queryset.count() - changed
+        if granted:
+            text = _("Objection to profiling withdrawn for %(count)d member(s).")
+        else:
+            text = _("Objection to profiling recorded for %(count)d member(s).")
+        self.message_user(request, text % {"count": changed}, messages.SUCCESS)
+        if unchanged:
+            self.message_user(
+                request,
+                _("%(count)d member(s) already had this choice; nothing recorded for them.")
+                % {"count": unchanged},
+                messages.WARNING,
+            )
 
     @admin.action(description=_("Resend the confirmation e-mail"), permissions=["change"])
     def resend_confirmation(self, request: HttpRequest, queryset) -> None:
@@ -218,7 +315,8 @@ class MemberAdmin(ExtensibleModelAdmin):
             raise PermissionDenied
         member = get_object_or_404(Member, pk=pk)
         response = HttpResponse(
-            services.member_data_export(member=member), content_type="application/zip"
+            services.member_data_export(member=member, by=request.user),
+            content_type="application/zip",
         )
         response["Content-Disposition"] = (
             f'attachment; filename="personal-data-{member.member_number}.zip"'
@@ -275,13 +373,42 @@ class PrivacyStatementAdmin(admin.ModelAdmin):
     list_display = ["version", "published_at"]
 
 
+class ConsentSourceFilter(admin.SimpleListFilter):
+    """Where a change came from, by the source's kind: Django's filter on the field listed
+    every distinct source (a DISTINCT over a million records per view, and one entry per
+    staff user and partner)."""
+
+    title = _("source")
+    parameter_name = "source_kind"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("enrolment", _("Enrolment")),
+            ("portal", _("Portal")),
+            ("admin", _("Back office")),
+            ("api", _("Partner API")),
+            ("unsubscribe", _("Unsubscribe link")),
+            ("erasure", _("Erasure")),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() in dict(self.lookup_choices):
+            return queryset.filter(source__startswith=self.value())
+        return queryset
+
+
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
     list_display = ["member", "channel", "granted", "source", "recorded_at", "terms_version"]
-    list_filter = ["channel", "granted", "source"]
+    list_filter = ["channel", "granted", ConsentSourceFilter]
     search_fields = ["member__email", "=member__member_number"]
     list_select_related = ["member", "terms_version"]
-    date_hierarchy = "recorded_at"
+    paginator = EstimatedCountPaginator
+    show_facets = admin.ShowFacets.NEVER  # a count per filter choice over millions of rows
+    show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        return search_by_member(queryset, search_term, "member")
 
 
 @admin.register(Invitation)
@@ -296,6 +423,16 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(InvitationOptOut)
+class InvitationOptOutAdmin(ReadOnlyAdmin):
+    """Addresses that stopped invitations with the link in one; only that person undoes it,
+    by joining."""
+
+    list_display = ["email", "created_at"]
+    search_fields = ["email"]
+    date_hierarchy = "created_at"
 
 
 def clean_csv_upload(upload):

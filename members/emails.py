@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from email.mime.image import MIMEImage
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +28,18 @@ def email_context() -> dict[str, Any]:
     return context
 
 
+def sender_address(context: dict[str, Any] | None = None) -> str:
+    """`"<program name>" <address of DEFAULT_FROM_EMAIL>`: members see who writes to them.
+
+    The name comes from the shared context's `program` (registered by the loyalty app);
+    without one the DEFAULT_FROM_EMAIL is used as it is."""
+    program = (context if context is not None else email_context()).get("program")
+    name = str(getattr(program, "name", "") or "").strip()
+    if not name:
+        return settings.DEFAULT_FROM_EMAIL
+    return formataddr((name, parseaddr(settings.DEFAULT_FROM_EMAIL)[1]))
+
+
 def send_templated_email(
     *,
     to: str,
@@ -48,7 +61,7 @@ def send_templated_email(
     message = EmailMultiAlternatives(
         subject=" ".join(subject.split()),
         body=text_body,
-        from_email=settings.DEFAULT_FROM_EMAIL,
+        from_email=sender_address(context),
         to=[to],
         headers=headers or {},
     )

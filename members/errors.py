@@ -60,6 +60,12 @@ class TermsNotAccepted(EnrolmentRefused):
     default_message = _("You need to accept the current terms and conditions.")
 
 
+class InvalidConsentChannel(ApplicationError):
+    code = "invalid_consent_channel"
+    field = "consent"
+    default_message = _("Unknown consent channel.")
+
+
 class ConfirmationLinkInvalid(ApplicationError):
     code = "confirmation_link_invalid"
     default_message = _("This confirmation link is not valid.")
@@ -70,9 +76,26 @@ class ConfirmationLinkExpired(ConfirmationLinkInvalid):
     default_message = _("This confirmation link has expired. We can send you a new one.")
 
 
+class ConfirmationLinkUsed(ConfirmationLinkInvalid):
+    code = "confirmation_link_used"
+    default_message = _("This link has already been used: your e-mail address is confirmed.")
+
+
 class InvitationInvalid(ApplicationError):
     code = "invitation_invalid"
     default_message = _("This invitation link is not valid or has already been used.")
+
+
+class InvitationOptedOut(EnrolmentRefused):
+    code = "invitation_opted_out"
+    http_status = 409  # the request is fine; the address asked us not to invite it
+    field = "email"
+    default_message = _("This address asked not to receive invitations.")
+
+
+class InvitationOptOutLinkInvalid(ApplicationError):
+    code = "invitation_opt_out_link_invalid"
+    default_message = _("This link to stop invitations is not valid.")
 
 
 class MemberNotFound(NotFound):

@@ -5,8 +5,19 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+
+def _day(moment) -> str:
+    """'3 January 2026' / '3 januari 2026' in the program's time zone: for object names."""
+    return date_format(timezone.localtime(moment), "DATE_FORMAT")
+
+
+def _minute(moment) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 class UserManager(BaseUserManager["User"]):
@@ -111,7 +122,11 @@ class Member(models.Model):
             models.UniqueConstraint(Lower("email"), name="member_email_ci_unique"),
             models.UniqueConstraint(fields=["member_number"], name="member_number_unique"),
         ]
-        indexes = [models.Index(fields=["status", "enrolled_at"])]
+        indexes = [
+            models.Index(fields=["status", "enrolled_at"]),
+            # The members list's order: without it each page sorted 1M members (issue 16).
+            models.Index(fields=["-created_at", "-id"], name="member_created_idx"),
+        ]
         permissions = [("adjust_points", _("Can adjust a member's points with a reason"))]
 
     def __str__(self) -> str:
@@ -137,19 +152,48 @@ class TermsVersion(models.Model):
         get_latest_by = "published_at"
 
     def __str__(self) -> str:
-        return self.version
+        return gettext("Terms %(version)s") % {"version": self.version}
 
 
 class ConsentChannel(models.TextChoices):
+    """What a member can consent to (marketing by e-mail, SMS or post) or object to
+    (profiling: RFM scores and segments computed from their purchases, GDPR art. 21)."""
+
     EMAIL = "email", _("E-mail")
+    SMS = "sms", _("SMS")
+    POST = "post", _("Post")
+    PROFILING = "profiling", _("Profiling (segments)")
+
+    @classmethod
+    def default_granted(cls, channel: str) -> bool:
+        """The state of a channel for a member without any record of it.
+
+        Marketing needs an opt-in, so without a record there is no consent. Profiling rests on
+        the program's legitimate interest: allowed until the member objects (a record with
+        granted=False); see docs/privacy.md."""
+        return channel in CONSENT_GRANTED_WITHOUT_RECORD
+
+    @classmethod
+    def marketing(cls) -> list[ConsentChannel]:
+        """The channels that carry offers (consent, opt-in)."""
+        return [cls.EMAIL, cls.SMS, cls.POST]
+
+
+# Channels whose state is "granted" until a record says otherwise (objection rather than opt-in).
+CONSENT_GRANTED_WITHOUT_RECORD = frozenset({ConsentChannel.PROFILING})
 
 
 class ConsentRecord(models.Model):
-    """One change of a member's marketing consent; the latest record per channel is the state."""
+    """One change of a member's consent (or profiling objection); the latest record per channel
+    is the state, and without a record `ConsentChannel.default_granted` is."""
 
     # The (member, channel, -recorded_at, -id) index below serves this foreign key.
     member = models.ForeignKey(
-        Member, on_delete=models.CASCADE, related_name="consent_records", db_index=False
+        Member,
+        on_delete=models.CASCADE,
+        related_name="consent_records",
+        db_index=False,
+        verbose_name=_("member"),
     )
     channel = models.CharField(_("channel"), max_length=10, choices=ConsentChannel.choices)
     granted = models.BooleanField(_("granted"))
@@ -163,10 +207,17 @@ class ConsentRecord(models.Model):
         verbose_name = _("consent record")
         verbose_name_plural = _("consent records")
         ordering = ["-recorded_at", "-pk"]
-        indexes = [models.Index(fields=["member", "channel", "-recorded_at", "-id"])]
+        indexes = [
+            models.Index(fields=["member", "channel", "-recorded_at", "-id"]),
+            # The consent records list's order: a million records sorted per page otherwise.
+            models.Index(fields=["-recorded_at", "-id"], name="consent_recorded_idx"),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.member_id} {self.channel} {'granted' if self.granted else 'withdrawn'}"
+        text = gettext("%(channel)s: granted on %(date)s")
+        if not self.granted:
+            text = gettext("%(channel)s: withdrawn on %(date)s")
+        return text % {"channel": self.get_channel_display(), "date": _day(self.recorded_at)}
 
 
 class TermsAcceptance(models.Model):
@@ -184,15 +235,25 @@ class TermsAcceptance(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member_id}: {self.terms_version_id}"
+        return gettext("Terms %(version)s accepted on %(date)s") % {
+            "version": self.terms_version.version,
+            "date": _day(self.accepted_at),
+        }
 
 
 class Invitation(models.Model):
     """An invitation to enrol; its link pre-fills the enrolment form."""
 
-    member = models.OneToOneField(Member, on_delete=models.CASCADE, related_name="invitation")
+    member = models.OneToOneField(
+        Member, on_delete=models.CASCADE, related_name="invitation", verbose_name=_("member")
+    )
     invited_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invited by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
@@ -204,7 +265,27 @@ class Invitation(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return str(self.member)
+        return gettext("Invitation of %(member)s") % {"member": self.member}
+
+
+class InvitationOptOut(models.Model):
+    """An address that asked for no more invitations (the one-click link in each invitation).
+
+    Kept by address, not by member: it is what stops the next import or invitation to it."""
+
+    email = models.EmailField(_("e-mail address"))
+    created_at = models.DateTimeField(_("opted out at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("invitation opt-out")
+        verbose_name_plural = _("invitation opt-outs")
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="invitation_opt_out_email_ci_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.email
 
 
 class JobStatus(models.TextChoices):
@@ -233,7 +314,12 @@ class BackgroundImport(models.Model):
     created_rows = models.PositiveIntegerField(_("created"), default=0)
     errors = models.JSONField(_("row errors"), default=list, blank=True)
     created_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("uploaded by"),
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
@@ -257,7 +343,10 @@ class InvitationImport(BackgroundImport):
         verbose_name_plural = _("invitation imports")
 
     def __str__(self) -> str:
-        return f"{self.file.name} ({self.get_status_display()})"
+        return gettext("Invitation import of %(date)s (%(status)s)") % {
+            "date": _minute(self.created_at),
+            "status": self.get_status_display(),
+        }
 
 
 class FaqItem(models.Model):
@@ -276,7 +365,7 @@ class FaqItem(models.Model):
         ordering = ["position", "pk"]
 
     def __str__(self) -> str:
-        return self.question_nl
+        return self.question_en if translation.get_language() == "en" else self.question_nl
 
 
 class PrivacyStatement(models.Model):
@@ -294,4 +383,4 @@ class PrivacyStatement(models.Model):
         get_latest_by = "published_at"
 
     def __str__(self) -> str:
-        return self.version
+        return gettext("Privacy statement %(version)s") % {"version": self.version}

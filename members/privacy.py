@@ -189,6 +189,22 @@ def erase_admin_history(member, *, personal: PersonalData) -> int:
     return len(changed)
 
 
+def erase_audit_log(member, *, personal: PersonalData) -> int:
+    """Rewrite the audit log like the admin's history (after the member is pseudonymised):
+    entries about the member's objects lose the member's texts, any other entry naming the
+    member loses those texts too. The log records members by number, so usually only a
+    staff-typed reason or a changed field's old value names them. Returns the entries changed."""
+    from loyalty.audit.services import audit_rewrite
+
+    return audit_rewrite(
+        about=owned_objects(member),
+        own_texts=personal.own,
+        anywhere_texts=personal.anywhere,
+        scrub=scrub,
+        replacement=str(member),
+    )
+
+
 def _emails(member) -> set[str]:
     emails = {member.email.lower()}
     if member.user_id is not None and member.user.email:

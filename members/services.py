@@ -16,9 +16,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from loyalty import events
+from loyalty.audit.models import AuditAction
+from loyalty.audit.services import audit_record
 from loyalty.errors import checked_text
 from loyalty.outbox.services import outbox_enqueue
 
@@ -28,13 +32,17 @@ from .errors import (
     BirthDateRequired,
     ConfirmationLinkExpired,
     ConfirmationLinkInvalid,
+    ConfirmationLinkUsed,
     EmailTaken,
     ExcludedDomain,
     InvalidBirthDate,
+    InvalidConsentChannel,
     InvalidEmail,
     InvalidLanguage,
     InvalidPassword,
     InvitationInvalid,
+    InvitationOptedOut,
+    InvitationOptOutLinkInvalid,
     TermsNotAccepted,
     TooYoung,
 )
@@ -46,6 +54,7 @@ from .models import (
     FaqItem,
     Invitation,
     InvitationImport,
+    InvitationOptOut,
     Language,
     Member,
     MemberStatus,
@@ -56,12 +65,14 @@ from .models import (
 )
 from .numbers import member_number_generate
 from .participation import current_conditions
-from .selectors import marketing_consent_granted
+from .selectors import consent_granted, consent_states, invitation_opted_out
 
 logger = logging.getLogger(__name__)
 
-CONFIRMATION_SALT = "members.confirm-email"
+# ".v2": links of the old format (the address in clear text) no longer verify.
+CONFIRMATION_SALT = "members.confirm-email.v2"
 INVITATION_SALT = "members.invitation"
+INVITATION_OPT_OUT_SALT = "members.invitation-opt-out"
 
 
 def _age_on(birth_date: dt.date, day: dt.date) -> int:
@@ -145,7 +156,8 @@ def consent_set(
     channel: str = ConsentChannel.EMAIL,
     terms_version: TermsVersion | None = None,
 ) -> ConsentRecord:
-    """Record one change of marketing consent; the newest record is the current state."""
+    """Record one change of consent (or of the profiling objection: granted=False objects);
+    the newest record per channel is the current state. Emits `consent.changed`."""
     record = ConsentRecord.objects.create(
         member=member,
         channel=channel,
@@ -166,11 +178,31 @@ def consent_set(
 def consent_change(
     *, member: Member, granted: bool, source: str, channel: str = ConsentChannel.EMAIL
 ) -> bool:
-    """Record the member's choice if it differs from the current state; True if it did."""
-    if granted == marketing_consent_granted(member=member, channel=channel):
+    """Record the member's choice if it differs from the current state (the channel's default
+    when there is no record yet); True if it did."""
+    if granted == consent_granted(member=member, channel=channel):
         return False
     consent_set(member=member, granted=granted, source=source, channel=channel)
     return True
+
+
+@transaction.atomic
+def consents_change(*, member: Member, choices: dict[str, bool], source: str) -> list[str]:
+    """Record several channels' choices at once (a form or API call with more than one): one
+    record per channel that changes, all or none. Returns the channels that changed."""
+    unknown = sorted(set(choices) - set(ConsentChannel.values))
+    if unknown:
+        raise InvalidConsentChannel(
+            _("Unknown consent channel: %(channels)s.") % {"channels": ", ".join(unknown)}
+        )
+    return [
+        channel
+        for channel in ConsentChannel.values
+        if channel in choices
+        and consent_change(
+            member=member, granted=bool(choices[channel]), source=source, channel=channel
+        )
+    ]
 
 
 def _check_conditions(
@@ -202,6 +234,7 @@ def member_enrol(
     password: str | None = None,
     accepted_terms: bool = False,
     marketing_consent: bool = False,
+    other_consents: dict[str, bool] | None = None,
     source: str = EnrolmentSource.PORTAL,
     invitation_token: str | None = None,
 ) -> Member | None:
@@ -215,7 +248,17 @@ def member_enrol(
     does not tell who is a member: nothing changes, None is returned, and the address's
     owner gets an e-mail instead (`_answer_registered_address`). Callers show the same
     "check your e-mail" answer in both cases.
+
+    `marketing_consent` is the e-mail choice (always recorded); `other_consents` the choices
+    the customer made for other channels (SMS, post, profiling), each recorded as given.
     """
+    other_consents = dict(other_consents or {})
+    other_consents.pop(ConsentChannel.EMAIL, None)
+    unknown = sorted(set(other_consents) - set(ConsentChannel.values))
+    if unknown:
+        raise InvalidConsentChannel(
+            _("Unknown consent channel: %(channels)s.") % {"channels": ", ".join(unknown)}
+        )
     email = _normalise_email(email)
     first_name = _checked_name(first_name, name="first_name")
     last_name = _checked_name(last_name, name="last_name")
@@ -276,6 +319,15 @@ def member_enrol(
     consent_set(
         member=member, granted=marketing_consent, source=f"enrolment:{source}", terms_version=terms
     )
+    for channel in ConsentChannel.values:
+        if channel in other_consents:
+            consent_set(
+                member=member,
+                granted=bool(other_consents[channel]),
+                source=f"enrolment:{source}",
+                channel=channel,
+                terms_version=terms,
+            )
     _schedule_confirmation_email(member)
     events.emit(
         "member.enrolled",
@@ -310,7 +362,9 @@ def _answer_registered_address(*, email: str, password: str | None, invited: Mem
     elif member.status == MemberStatus.INVITED:
         invitation = Invitation.objects.filter(member=member, accepted_at__isnull=True).first()
         if invitation is not None:
-            outbox_enqueue("members.tasks.send_invitation_email", invitation.pk)
+            # Asked for by whoever enrols with the address: sent even after an opt-out, which
+            # stops the invitations we start, not the answer to an enrolment.
+            outbox_enqueue("members.tasks.send_invitation_email", invitation.pk, requested=True)
 
 
 def _schedule_confirmation_email(member: Member) -> None:
@@ -321,26 +375,51 @@ def _schedule_already_member_email(member: Member) -> None:
     outbox_enqueue("members.tasks.send_already_member_email", member.pk)
 
 
+def _confirmation_state(*, member_pk: int, email: str, status: str) -> str:
+    """A keyed digest of what confirming changes (the status) and of the address the link
+    was sent to: a link stops working once used, or when the address changed since."""
+    return salted_hmac(
+        f"{CONFIRMATION_SALT}.state", f"{member_pk}|{email}|{status}", algorithm="sha256"
+    ).hexdigest()[:24]
+
+
 def confirmation_token(*, member: Member) -> str:
-    return signing.TimestampSigner(salt=CONFIRMATION_SALT).sign(f"{member.pk}:{member.email}")
+    """The opaque, signed and timestamped token of a member's confirmation link.
+
+    It names the member by primary key only (links end up in access logs: no address in
+    them) and carries the state digest, so the link confirms once."""
+    state = _confirmation_state(member_pk=member.pk, email=member.email, status=member.status)
+    return signing.dumps({"m": member.pk, "s": state}, salt=CONFIRMATION_SALT, compress=True)
 
 
 @transaction.atomic
 def member_confirm_email(*, token: str) -> Member:
-    """Activate the member (and portal login) behind a signed, unexpired confirmation link."""
-    signer = signing.TimestampSigner(salt=CONFIRMATION_SALT)
+    """Activate the member (and portal login) behind a signed, unexpired confirmation link.
+
+    Refused (ConfirmationLinkInvalid and its kinds, changing nothing): an expired, tampered
+    or old-format link, a used one, and one for an address that changed since."""
     try:
-        value = signer.unsign(token, max_age=settings.MEMBER_CONFIRMATION_MAX_AGE)
+        payload = signing.loads(
+            token, salt=CONFIRMATION_SALT, max_age=settings.MEMBER_CONFIRMATION_MAX_AGE
+        )
     except signing.SignatureExpired as exc:
         raise ConfirmationLinkExpired() from exc
     except signing.BadSignature as exc:
         raise ConfirmationLinkInvalid() from exc
-    member_pk, _sep, email = value.partition(":")
-    member = Member.objects.select_for_update().filter(pk=member_pk, email=email).first()
+    member_pk = payload.get("m") if isinstance(payload, dict) else None
+    if not isinstance(member_pk, int):
+        raise ConfirmationLinkInvalid()
+    member = Member.objects.select_for_update().filter(pk=member_pk).first()
     if member is None or member.status in (MemberStatus.BLOCKED, MemberStatus.ERASED):
         raise ConfirmationLinkInvalid()
-    if member.status == MemberStatus.ACTIVE:
-        return member  # the link was clicked twice: nothing more to do
+    state = payload.get("s")
+    sent_while_pending = _confirmation_state(
+        member_pk=member.pk, email=member.email, status=MemberStatus.PENDING
+    )
+    if member.status == MemberStatus.ACTIVE and state == sent_while_pending:
+        raise ConfirmationLinkUsed()
+    if member.status != MemberStatus.PENDING or state != sent_while_pending:
+        raise ConfirmationLinkInvalid()
     member.status = MemberStatus.ACTIVE
     member.enrolled_at = timezone.now()
     member.save(update_fields=["status", "enrolled_at"])
@@ -403,6 +482,8 @@ def member_invite(
         raise InvalidLanguage(_("Unknown language %(language)s.") % {"language": language})
     if Member.objects.filter(email__iexact=email).exists():
         raise EmailTaken()
+    if invitation_opted_out(email=email):
+        raise InvitationOptedOut()
     try:
         with transaction.atomic():
             member = Member.objects.create(
@@ -419,6 +500,65 @@ def member_invite(
     invitation = Invitation.objects.create(member=member, invited_by=invited_by)
     outbox_enqueue("members.tasks.send_invitation_email", invitation.pk)
     return invitation
+
+
+def _opt_out_address_digest(*, member_pk: int, email: str) -> str:
+    """Keyed digest of the address an opt-out link was sent to (the link names no address:
+    links end up in access logs)."""
+    return salted_hmac(
+        f"{INVITATION_OPT_OUT_SALT}.address", f"{member_pk}|{email.lower()}", algorithm="sha256"
+    ).hexdigest()[:24]
+
+
+def invitation_opt_out_token(*, member: Member) -> str:
+    digest = _opt_out_address_digest(member_pk=member.pk, email=member.email)
+    return signing.dumps({"m": member.pk, "a": digest}, salt=INVITATION_OPT_OUT_SALT, compress=True)
+
+
+def invitation_opt_out_url(*, member: Member) -> str:
+    """The absolute URL of an invitation's `List-Unsubscribe` header and its footer link."""
+    token = invitation_opt_out_token(member=member)
+    return settings.SITE_URL.rstrip("/") + reverse("members:invitation_opt_out", args=[token])
+
+
+def invitation_opt_out_member(*, token: str) -> Member:
+    """The invited member whose address an opt-out link was sent to.
+
+    InvitationOptOutLinkInvalid for a forged link and for one whose address is no longer the
+    member's (erased, or enrolled with another address): the link names no address itself.
+    Opt-out links do not expire: someone may use an old invitation's link."""
+    try:
+        payload = signing.loads(token, salt=INVITATION_OPT_OUT_SALT)
+        member_pk = int(payload["m"])
+        digest = str(payload["a"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvitationOptOutLinkInvalid() from exc
+    member = Member.objects.filter(pk=member_pk).first()
+    if member is None or not constant_time_compare(
+        digest, _opt_out_address_digest(member_pk=member.pk, email=member.email)
+    ):
+        raise InvitationOptOutLinkInvalid()
+    return member
+
+
+@transaction.atomic
+def invitation_opt_out(*, token: str) -> InvitationOptOut:
+    """Record that the address behind an invitation's opt-out link wants no more invitations.
+
+    Safe to repeat (the mail client's one-click POST and a later click on the link): the
+    address is stored once, with the time of the first opt-out."""
+    member = invitation_opt_out_member(token=token)
+    email = member.email.lower()
+    existing = InvitationOptOut.objects.filter(email__iexact=email).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            opt_out = InvitationOptOut.objects.create(email=email)
+    except IntegrityError:  # a concurrent click stored it first
+        return InvitationOptOut.objects.get(email__iexact=email)
+    logger.info("invitations to member %s's address stopped at their request", member.pk)
+    return opt_out
 
 
 INVITATION_CSV_COLUMNS = ("email", "first_name", "last_name", "language")
@@ -507,6 +647,23 @@ def member_language_set(*, member: Member, language: str) -> Member:
     return member
 
 
+@transaction.atomic
+def member_partner_update(
+    *,
+    member: Member,
+    source: str,
+    language: str | None = None,
+    consents: dict[str, bool] | None = None,
+) -> Member:
+    """What a partner may change about a member, in one transaction: the language and the
+    consent choices the customer told it (the profiling objection among them)."""
+    if language is not None:
+        member_language_set(member=member, language=language)
+    if consents:
+        consents_change(member=member, choices=consents, source=source)
+    return member
+
+
 def terms_pending(*, member: Member) -> TermsVersion | None:
     """The current terms if this member has not accepted them yet."""
     terms = current_terms()
@@ -521,8 +678,10 @@ def terms_accept(*, member: Member, terms: TermsVersion) -> TermsAcceptance:
     return acceptance
 
 
-def member_data_export(*, member: Member) -> bytes:
-    """Everything we hold about the member, machine-readable: a zip with one JSON file."""
+def member_data_export(*, member: Member, by: User | None = None) -> bytes:
+    """Everything we hold about the member, machine-readable: a zip with one JSON file.
+
+    An export made by staff (`by`, for a request received by other means) is audited."""
     import json
     import zipfile
 
@@ -530,6 +689,7 @@ def member_data_export(*, member: Member) -> bytes:
 
     from . import privacy
 
+    consents = consent_states(member=member)
     data = {
         "exported_at": timezone.now(),
         "member": {
@@ -543,6 +703,9 @@ def member_data_export(*, member: Member) -> bytes:
             "enrolled_at": member.enrolled_at,
             "enrolment_source": member.enrolment_source,
         },
+        # The current choice per channel, defaults included (no profiling record: allowed).
+        "consents": consents,
+        "profiling_objection": not consents[ConsentChannel.PROFILING],
         "consent_records": list(
             member.consent_records.order_by("recorded_at", "pk").values(
                 "channel", "granted", "source", "recorded_at", "terms_version__version"
@@ -581,6 +744,15 @@ def member_data_export(*, member: Member) -> bytes:
             "personal-data.json",
             json.dumps(data, cls=DjangoJSONEncoder, indent=2, ensure_ascii=False),
         )
+    if by is not None:
+        audit_record(
+            actor=by,
+            action=AuditAction.PERSONAL_DATA_EXPORTED,
+            obj=member,
+            object_repr=member.member_number,
+            description=gettext_noop("Personal data of member %(member)s exported"),
+            params={"member": member.member_number},
+        )
     return buffer.getvalue()
 
 
@@ -600,6 +772,8 @@ def member_erase(*, member: Member, by: User | None = None) -> Member:
         raise AlreadyErased()
     personal = privacy.PersonalData.of(member, earlier=privacy.earlier_names(member))
     consent_set(member=member, granted=False, source="erasure")
+    for channel in (ConsentChannel.SMS, ConsentChannel.POST):
+        consent_change(member=member, granted=False, source="erasure", channel=channel)
     for eraser in privacy.erasers():
         eraser(member)
     placeholder = f"erased-{member.member_number}@erased.invalid"
@@ -618,6 +792,19 @@ def member_erase(*, member: Member, by: User | None = None) -> Member:
         user.set_unusable_password()
         user.save()
     privacy.erase_admin_history(member, personal=personal)
+    privacy.erase_audit_log(member, personal=personal)
+    audit_record(
+        actor=by,
+        action=AuditAction.MEMBER_ERASED,
+        obj=member,
+        object_repr=member.member_number,
+        description=(
+            gettext_noop("Personal data of member %(member)s erased")
+            if by is not None
+            else gettext_noop("Personal data of member %(member)s erased at their own request")
+        ),
+        params={"member": member.member_number},
+    )
     logger.info("member %s erased (by %s)", member.pk, by.pk if by else "the member")
     return member
 
@@ -662,16 +849,24 @@ def already_member_email_send(*, member_id: int) -> bool:
     return True
 
 
-def invitation_send(*, invitation_id: int) -> bool:
-    """The invitation link, while it is not accepted; records when it went out."""
+def invitation_send(*, invitation_id: int, requested: bool = False) -> bool:
+    """The invitation link, while it is not accepted; records when it went out.
+
+    Nothing goes to an address that opted out of invitations, unless `requested`: someone
+    enrolled with it and the invitation is how the invited member completes enrolment.
+    Each invitation carries a one-click opt-out (RFC 8058 `List-Unsubscribe`)."""
     invitation = (
         Invitation.objects.select_related("member")
-        .filter(pk=invitation_id, accepted_at__isnull=True)
+        .filter(pk=invitation_id, accepted_at__isnull=True, member__status=MemberStatus.INVITED)
         .first()
     )
     if invitation is None:
         return False
     member = invitation.member
+    if not requested and invitation_opted_out(email=member.email):
+        logger.info("invitation %s not sent: the address opted out", invitation.pk)
+        return False
+    opt_out_url = invitation_opt_out_url(member=member)
     send_templated_email(
         to=member.email,
         template="invitation",
@@ -681,6 +876,11 @@ def invitation_send(*, invitation_id: int) -> bool:
             "enrol_path": reverse("members:enrol")
             + "?invitation="
             + invitation_token(member=member),
+            "opt_out_url": opt_out_url,
+        },
+        headers={
+            "List-Unsubscribe": f"<{opt_out_url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
     )
     Invitation.objects.filter(pk=invitation.pk).update(sent_at=timezone.now())

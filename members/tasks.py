@@ -31,10 +31,10 @@ def send_already_member_email(member_id: int) -> None:
 
 
 @shared_task(**EMAIL_RETRY)
-def send_invitation_email(invitation_id: int) -> None:
+def send_invitation_email(invitation_id: int, requested: bool = False) -> None:
     from .services import invitation_send
 
-    invitation_send(invitation_id=invitation_id)
+    invitation_send(invitation_id=invitation_id, requested=requested)
 
 
 @shared_task(acks_late=True)

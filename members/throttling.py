@@ -17,13 +17,14 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from .forms import PortalLoginForm
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class _LockedOutMixin:
         raise forms.ValidationError(lockout_message(), code="locked_out")
 
 
-class LockedOutLoginForm(_LockedOutMixin, AuthenticationForm):
+class LockedOutLoginForm(_LockedOutMixin, PortalLoginForm):
     pass
 
 

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from loyalty.audit.admin import AuditedModelAdmin
 from loyalty.errors import ApplicationError
 from members.admin import BackgroundImportAdmin, clean_csv_upload
 
@@ -29,7 +30,7 @@ class GenerateCodesForm(forms.Form):
 
 
 @admin.register(Reward)
-class RewardAdmin(admin.ModelAdmin):
+class RewardAdmin(AuditedModelAdmin, admin.ModelAdmin):
     list_display = [
         "name_nl",
         "kind",

@@ -8,9 +8,13 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.models import BackgroundImport
+
+from . import codes
 
 
 class RewardKind(models.TextChoices):
@@ -110,7 +114,9 @@ class CodeStatus(models.TextChoices):
 class VoucherCode(models.Model):
     """One code of a reward's pool; handed out once (a redemption claims it under a lock)."""
 
-    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="codes")
+    reward = models.ForeignKey(
+        Reward, on_delete=models.CASCADE, related_name="codes", verbose_name=_("reward")
+    )
     code = models.CharField(_("code"), max_length=40)
     status = models.CharField(
         _("status"), max_length=10, choices=CodeStatus.choices, default=CodeStatus.AVAILABLE
@@ -125,7 +131,8 @@ class VoucherCode(models.Model):
         indexes = [models.Index(fields=["reward", "status"])]
 
     def __str__(self) -> str:
-        return self.code
+        shown = codes.display(self.code) if codes.is_well_formed(self.code) else self.code
+        return gettext("Voucher code %(code)s") % {"code": shown}
 
 
 class RedemptionStatus(models.TextChoices):
@@ -138,9 +145,14 @@ class RedemptionStatus(models.TextChoices):
 
 class Redemption(models.Model):
     member = models.ForeignKey(
-        "members.Member", on_delete=models.PROTECT, related_name="redemptions"
+        "members.Member",
+        on_delete=models.PROTECT,
+        related_name="redemptions",
+        verbose_name=_("member"),
     )
-    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(
+        Reward, on_delete=models.PROTECT, related_name="redemptions", verbose_name=_("reward")
+    )
     points = models.PositiveIntegerField(_("points"))
     status = models.CharField(_("status"), max_length=10, choices=RedemptionStatus.choices)
     voucher = models.OneToOneField(
@@ -154,16 +166,30 @@ class Redemption(models.Model):
     # The code as handed out (kept, and voided, when the redemption is cancelled).
     code = models.CharField(_("code"), max_length=40, blank=True)
     ledger_entry = models.ForeignKey(
-        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+", null=True
+        "loyalty.LedgerEntry",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        verbose_name=_("ledger entry"),
     )
     refund_entry = models.ForeignKey(
-        "loyalty.LedgerEntry", on_delete=models.PROTECT, related_name="+", null=True, blank=True
+        "loyalty.LedgerEntry",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        verbose_name=_("points returned in"),
     )
     valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
     created_at = models.DateTimeField(_("redeemed at"), default=timezone.now)
     changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
     changed_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("status changed by"),
     )
     # The partner whose API key created it (None: the portal or the admin). Only that partner
     # sees and cancels it through the API.
@@ -206,8 +232,17 @@ class VoucherImport(BackgroundImport):
 
     import_task = "rewards.tasks.run_voucher_import"
 
-    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="imports")
+    reward = models.ForeignKey(
+        Reward, on_delete=models.CASCADE, related_name="imports", verbose_name=_("reward")
+    )
 
     class Meta(BackgroundImport.Meta):
         verbose_name = _("voucher code import")
         verbose_name_plural = _("voucher code imports")
+
+    def __str__(self) -> str:
+        return gettext("Code import for %(reward)s of %(date)s (%(status)s)") % {
+            "reward": self.reward,
+            "date": date_format(timezone.localtime(self.created_at), "DATETIME_FORMAT"),
+            "status": self.get_status_display(),
+        }

@@ -13,6 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from loyalty.errors import ApplicationError
+from loyalty.formats import points_text
+from loyalty.models import ProgramSettings
 from loyalty.selectors import account_for_member, member_balance
 from members.models import Member, MemberStatus
 
@@ -31,7 +33,7 @@ class Standing:
 
 def member_standing(*, member: Member, reward_ids: list[int] | None = None) -> Standing:
     """Three queries, whatever the number of rewards."""
-    from segmentation.selectors import member_rule_segments
+    from segmentation.selectors import member_targeting_rule_segments
 
     account = account_for_member(member=member)
     taken = (
@@ -45,7 +47,10 @@ def member_standing(*, member: Member, reward_ids: list[int] | None = None) -> S
         taken = taken.filter(reward_id__in=reward_ids)
     return Standing(
         tier_rank=account.tier.rank if account and account.tier else None,
-        rule_segment_ids=frozenset(segment.pk for segment in member_rule_segments(member=member)),
+        # Segment-limited rewards target by profiling: none for a member who objects to it.
+        rule_segment_ids=frozenset(
+            segment.pk for segment in member_targeting_rule_segments(member=member)
+        ),
         taken={row["reward_id"]: row["count"] for row in taken},
     )
 
@@ -98,6 +103,8 @@ class CatalogueItem:
     can_redeem: bool
     reason: str  # why not, shown to the member ("" when it can be redeemed)
     points_missing: int
+    # The member may redeem it once they have the points (only points stand in the way).
+    eligible: bool = True
 
 
 def catalogue_for(*, member: Member) -> list[CatalogueItem]:
@@ -119,8 +126,11 @@ def catalogue_for(*, member: Member) -> list[CatalogueItem]:
         reason = str(refusal.message) if refusal is not None else ""
         missing = max(reward.points_cost - balance, 0)
         if not reason and missing:
-            reason = _("You need %(points)d more points.") % {"points": missing}
-        items.append(CatalogueItem(reward, not reason, reason, missing))
+            reason = _("You need %(points)s more %(points_name)s.") % {
+                "points": points_text(missing),
+                "points_name": ProgramSettings.load().points_label,
+            }
+        items.append(CatalogueItem(reward, not reason, reason, missing, refusal is None))
     return items
 
 
@@ -196,6 +206,7 @@ def reward_performance(*, months: int = 12) -> dict:
         for partner in partners
     }
     return {
+        "since": since,  # the first day of the first month: whole calendar months to today
         "rows": rows,
         "totals": totals,
         "chart": {

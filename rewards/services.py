@@ -17,11 +17,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import override
+from django.utils.translation import gettext_noop
 
-from loyalty import events
+from loyalty import events, reasons
+from loyalty.audit.models import AuditAction
+from loyalty.audit.services import audit_record, change
 from loyalty.models import EntryKind, EntrySource, Partner
 from loyalty.outbox.services import outbox_enqueue
+from loyalty.reasons import Reason, per_language
 from loyalty.services import points_credit, points_debit
 from members.emails import send_templated_email
 from members.imports import import_finish, import_progress, import_rows
@@ -77,13 +80,11 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
             raise OutOfStock()
     elif reward.kind == RewardKind.DISCOUNT:  # a personal code made now, shown at the till
         voucher = _new_personal_code(reward)
-    with override(member.language):
-        reason = _("Reward: %(reward)s") % {"reward": reward.name}
     entry = points_debit(
         member=member,
         points=reward.points_cost,
         kind=EntryKind.REDEEM,
-        reason=reason,
+        reason=_reward_reason(reasons.REWARD, reward),
         source=EntrySource.REDEMPTION,
     )
     if reward.stock is not None:
@@ -119,6 +120,11 @@ def reward_redeem(*, member: Member, reward: Reward, partner: Partner | None = N
     return redemption
 
 
+def _reward_reason(key: str, reward: Reward) -> Reason:
+    """The ledger reason naming the reward, read in the reader's language."""
+    return Reason(key, {"reward": per_language(nl=reward.name_nl, en=reward.name_en)})
+
+
 def _new_personal_code(reward: Reward) -> VoucherCode:
     for _attempt in range(5):
         try:
@@ -149,18 +155,32 @@ def redemption_cancel(*, redemption: Redemption, by: User | None = None) -> Rede
         VoucherCode.objects.select_for_update().filter(pk=redemption.voucher_id).update(
             status=CodeStatus.VOID
         )
-    with override(redemption.member.language):
-        reason = _("Cancelled reward: %(reward)s") % {"reward": reward.name}
     redemption.refund_entry = points_credit(
         member=redemption.member,
         points=redemption.points,
         kind=EntryKind.REVERSAL,
-        reason=reason,
+        reason=_reward_reason(reasons.REWARD_CANCELLED, reward),
         source=EntrySource.REDEMPTION,
         created_by=by,
     )
     if reward.stock is not None:
         Reward.objects.filter(pk=reward.pk).update(stock=F("stock") + 1)
+    if by is not None:  # staff cancelled it (a member's own cancellation is not staff's)
+        audit_record(
+            actor=by,
+            action=AuditAction.REDEMPTION_CANCELLED,
+            obj=redemption,
+            object_repr=f"{reward} — {redemption.member.member_number}",
+            description=gettext_noop(
+                "Redemption of %(reward)s by member %(member)s cancelled; %(points)d points back"
+            ),
+            params={
+                "reward": str(reward),
+                "member": redemption.member.member_number,
+                "points": redemption.points,
+            },
+            changes={"status": change(redemption.status, RedemptionStatus.CANCELLED)},
+        )
     redemption.status = RedemptionStatus.CANCELLED
     redemption.changed_at = timezone.now()
     redemption.changed_by = by

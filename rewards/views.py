@@ -28,7 +28,9 @@ def catalogue(request: HttpRequest) -> HttpResponse:
             "items": items,
             "balance": member_balance(member=member),
             "available": [item for item in items if item.can_redeem],
-            "locked": [item for item in items if not item.can_redeem],
+            # "Within reach": only what the member may redeem once they have the points, not
+            # what another tier, segment, stock or validity window keeps from them.
+            "locked": [item for item in items if not item.can_redeem and item.eligible],
         },
     )
 
@@ -39,19 +41,30 @@ def redeem(request: HttpRequest, pk: int) -> HttpResponse:
     """GET asks for confirmation; POST redeems (one transaction) or says why not."""
     member = request.member  # type: ignore[attr-defined]
     reward = get_object_or_404(Reward, pk=pk, is_active=True)
+    errors: list[str] = []
+    status = 200
     if request.method == "POST":
         try:
             redemption = services.reward_redeem(member=member, reward=reward)
         except ApplicationError as error:
-            messages.error(request, str(error.message))
-            return redirect("rewards:catalogue")
-        messages.success(request, _("Enjoy your reward! We have also sent it by e-mail."))
-        return redirect("rewards:redemption", pk=redemption.pk)
+            # The same page says why, in its error summary (focused, read out), not a message
+            # on another page.
+            errors.append(str(error.message))
+            status = error.http_status
+        else:
+            messages.success(request, _("Enjoy your reward! We have also sent it by e-mail."))
+            return redirect("rewards:redemption", pk=redemption.pk)
     balance = member_balance(member=member)
     return render(
         request,
         "rewards/confirm.html",
-        {"reward": reward, "balance": balance, "after": balance - reward.points_cost},
+        {
+            "reward": reward,
+            "balance": balance,
+            "after": balance - reward.points_cost,
+            "errors": errors,
+        },
+        status=status,
     )
 
 

@@ -120,6 +120,9 @@ class StandingOut(serializers.Serializer):
 
 class LedgerEntryOut(serializers.ModelSerializer):
     purchase_external_id = serializers.CharField(source="purchase.external_id", default=None)
+    reason = serializers.CharField(
+        source="reason_text", read_only=True, help_text="In the request's language."
+    )
 
     class Meta:
         model = LedgerEntry

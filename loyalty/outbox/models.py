@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -40,7 +42,10 @@ class OutboxMessage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task} #{self.pk}"
+        return gettext("Task %(task)s of %(date)s") % {
+            "task": self.task,
+            "date": date_format(timezone.localtime(self.created_at), "j F Y H:i:s"),
+        }
 
     @property
     def is_pending(self) -> bool:

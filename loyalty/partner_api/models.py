@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -32,12 +33,20 @@ class PartnerAPIKey(AbstractAPIKey):
     scopes = models.JSONField(_("scopes"), default=list, blank=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
     created_by = models.ForeignKey(
-        "members.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "members.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta(AbstractAPIKey.Meta):
         verbose_name = _("API key")  # type: ignore[assignment]  # the library types it str
         verbose_name_plural = _("API keys")  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return gettext("%(name)s (key %(prefix)s…)") % {"name": self.name, "prefix": self.prefix}
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -64,4 +73,4 @@ class IdempotencyRecord(models.Model):
         indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
 
     def __str__(self) -> str:
-        return self.key
+        return gettext("Idempotency key %(key)s") % {"key": self.key}

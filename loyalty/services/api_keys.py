@@ -7,9 +7,12 @@ from typing import cast
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from members.models import User
 
+from ..audit.models import AuditAction
+from ..audit.services import audit_record, change
 from ..errors import ValidationFailed
 from ..models import Partner
 from ..partner_api.models import ApiScope, PartnerAPIKey
@@ -47,11 +50,35 @@ def api_key_create(
         expiry_date=expires_at,
         created_by=created_by,
     )
-    return cast(PartnerAPIKey, record), key  # the library's manager is typed for its base
+    record = cast(PartnerAPIKey, record)  # the library's manager is typed for its base
+    audit_record(
+        actor=created_by,
+        action=AuditAction.API_KEY_CREATED,
+        obj=record,
+        description=gettext_noop("API key %(prefix)s created for %(partner)s"),
+        params={"prefix": record.prefix, "partner": partner.name},
+        changes={  # never the key itself: only its prefix is kept anywhere
+            "partner": change(None, partner),
+            "name": change(None, record.name),
+            "scopes": change(None, record.scopes),
+            "expiry_date": change(None, record.expiry_date),
+        },
+    )
+    return record, key
 
 
-def api_key_revoke(*, api_key: PartnerAPIKey) -> PartnerAPIKey:
+@transaction.atomic
+def api_key_revoke(*, api_key: PartnerAPIKey, by: User | None = None) -> PartnerAPIKey:
     """From now on the key is refused (401); a revocation cannot be undone."""
-    PartnerAPIKey.objects.filter(pk=api_key.pk).update(revoked=True)
+    revoked = PartnerAPIKey.objects.filter(pk=api_key.pk, revoked=False).update(revoked=True)
     api_key.refresh_from_db()
+    if revoked:
+        audit_record(
+            actor=by,
+            action=AuditAction.API_KEY_REVOKED,
+            obj=api_key,
+            description=gettext_noop("API key %(prefix)s of %(partner)s revoked"),
+            params={"prefix": api_key.prefix, "partner": api_key.partner.name},
+            changes={"revoked": change(False, True)},
+        )
     return api_key

@@ -15,19 +15,22 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from members.models import Member, User
 
 from .. import events
+from ..audit.models import AuditAction
+from ..audit.services import audit_record, change
 from ..errors import (
     InsufficientPoints,
     InvalidPoints,
     ReasonRequired,
     checked_text,
 )
+from ..formats import points_text
 from ..models import (
     EntryKind,
     EntrySource,
@@ -37,6 +40,8 @@ from ..models import (
     Purchase,
     Refund,
 )
+from ..reasons import POINTS_EXPIRED, Reason
+from .tiers import base_tier_assign
 
 logger = logging.getLogger(__name__)
 
@@ -44,23 +49,28 @@ logger = logging.getLogger(__name__)
 POINTS_MAX = BaseDatabaseOperations.integer_field_ranges["IntegerField"][1]
 
 
-def _checked_reason(reason: str) -> str:
-    """A ledger reason: required, stripped, and within the column."""
+def _checked_text(reason: str) -> str:
+    """A reason typed by someone: required, stripped, and within the column."""
     if not isinstance(reason, str) or not reason.strip():
         raise ReasonRequired()
     return checked_text(reason, model=LedgerEntry, name="reason")
 
 
-def _in_member_language(
-    member_id: int, message: str, *, language: str | None = None, **params: object
-) -> str:
-    """A ledger reason written in the member's language: the portal shows it as stored
-    (the language is read unless the caller has the member at hand)."""
-    if language is None:
-        language = Member.objects.filter(pk=member_id).values_list("language", flat=True).first()
-    with translation.override(language or None):
-        text = _(message)
-    return text % params if params else text
+def _checked_reason(reason: str | Reason) -> str | Reason:
+    """A ledger reason: a Reason the system names, or checked text."""
+    return reason if isinstance(reason, Reason) else _checked_text(reason)
+
+
+def reason_fields(reason: str | Reason) -> dict[str, object]:
+    """The entry's reason columns: a Reason as its key and parameters (read in the reader's
+    language) with its text in the default language; text as typed, without a key."""
+    if isinstance(reason, Reason):
+        return {
+            "reason": checked_text(reason.stored_text(), model=LedgerEntry, name="reason"),
+            "reason_key": reason.key,
+            "reason_params": dict(reason.params) or None,
+        }
+    return {"reason": reason, "reason_key": "", "reason_params": None}
 
 
 def account_lock(*, member: Member) -> PointsAccount:
@@ -68,10 +78,13 @@ def account_lock(*, member: Member) -> PointsAccount:
     return accounts_lock(member_ids={member.pk})[member.pk]
 
 
-def accounts_lock(*, member_ids: Collection[int]) -> dict[int, PointsAccount]:
+def accounts_lock(
+    *, member_ids: Collection[int], now: dt.datetime | None = None
+) -> dict[int, PointsAccount]:
     """These members' account rows with their tiers, by member id, locked for this transaction
     in the order of their ids (two callers locking overlapping sets cannot deadlock); the
-    missing ones are created first."""
+    missing ones are created first, on the base tier as of `now` (the caller's clock, so that
+    its own tier changes come after the enrolment's)."""
 
     def locked(ids: Collection[int]) -> dict[int, PointsAccount]:
         rows = (
@@ -90,7 +103,10 @@ def accounts_lock(*, member_ids: Collection[int]) -> dict[int, PointsAccount]:
             [PointsAccount(member_id=member_id) for member_id in sorted(missing)],
             ignore_conflicts=True,
         )
-        accounts.update(locked(missing))
+        created = locked(missing)
+        # A new account starts on the base tier (threshold 0), not without one.
+        base_tier_assign(accounts=list(created.values()), now=now)
+        accounts.update(created)
     return accounts
 
 
@@ -104,7 +120,7 @@ def _ensure_points_fit(account: PointsAccount, points: int) -> None:
     """Refuse a credit the integer columns cannot hold (rather than a database error)."""
     if points > POINTS_MAX or account.balance + points > POINTS_MAX:
         raise InvalidPoints(
-            _("An account can hold at most %(max)d points.") % {"max": POINTS_MAX},
+            _("An account can hold at most %(max)s points.") % {"max": points_text(POINTS_MAX)},
             max=POINTS_MAX,
         )
 
@@ -114,7 +130,7 @@ def _credit(
     account: PointsAccount,
     points: int,
     kind: str,
-    reason: str,
+    reason: str | Reason,
     source: str,
     purchase: Purchase | None = None,
     refund: Refund | None = None,
@@ -133,7 +149,7 @@ def _credit(
         kind=kind,
         points=points,
         balance_after=account.balance,
-        reason=reason,
+        **reason_fields(reason),
         source=source,
         purchase=purchase,
         refund=refund,
@@ -191,7 +207,7 @@ def _expire_due_lots(*, account: PointsAccount, now: dt.datetime) -> LedgerEntry
         kind=EntryKind.EXPIRE,
         points=-expired,
         balance_after=account.balance,
-        reason=_in_member_language(account.member_id, gettext_noop("Points expired")),
+        **reason_fields(Reason(POINTS_EXPIRED)),
         source=EntrySource.SYSTEM,
         created_at=now,
     )
@@ -203,7 +219,7 @@ def _debit(
     account: PointsAccount,
     points: int,
     kind: str,
-    reason: str,
+    reason: str | Reason,
     source: str,
     purchase: Purchase | None = None,
     refund: Refund | None = None,
@@ -215,8 +231,8 @@ def _debit(
     _expire_due_lots(account=account, now=now)  # expired points cannot be spent
     if points > account.balance:
         raise InsufficientPoints(
-            _("%(needed)d points needed, %(balance)d available.")
-            % {"needed": points, "balance": account.balance},
+            _("%(needed)s points needed, %(balance)s available.")
+            % {"needed": points_text(points), "balance": points_text(account.balance)},
             needed=points,
             balance=account.balance,
         )
@@ -248,7 +264,7 @@ def _debit(
         kind=kind,
         points=-points,
         balance_after=account.balance,
-        reason=reason,
+        **reason_fields(reason),
         source=source,
         purchase=purchase,
         refund=refund,
@@ -270,7 +286,7 @@ def points_credit(
     member: Member,
     points: int,
     kind: str = EntryKind.BONUS,
-    reason: str,
+    reason: str | Reason,
     source: str = EntrySource.SYSTEM,
     created_by: User | None = None,
 ) -> LedgerEntry:
@@ -295,7 +311,7 @@ def points_debit(
     member: Member,
     points: int,
     kind: str = EntryKind.REDEEM,
-    reason: str,
+    reason: str | Reason,
     source: str = EntrySource.REDEMPTION,
     created_by: User | None = None,
 ) -> LedgerEntry:
@@ -318,7 +334,7 @@ def points_debit(
 def points_adjust(*, member: Member, points: int, reason: str, staff_user: User) -> LedgerEntry:
     """A staff correction with a mandatory reason; audited by the entry's `created_by`."""
     _whole_points(points)
-    reason = _checked_reason(reason)
+    reason = _checked_text(reason)
     account = account_lock(member=member)
     if points > 0:
         entry = _credit(
@@ -338,6 +354,16 @@ def points_adjust(*, member: Member, points: int, reason: str, staff_user: User)
             source=EntrySource.STAFF,
             created_by=staff_user,
         )
+    audit_record(
+        actor=staff_user,
+        action=AuditAction.POINTS_ADJUSTED,
+        obj=member,
+        object_repr=member.member_number,  # not the name: the log outlives an erasure
+        description=gettext_noop("Points of member %(member)s adjusted by %(points)+d"),
+        params={"member": member.member_number, "points": points},
+        changes={"balance": change(entry.balance_after - entry.points, entry.balance_after)},
+        reason=reason,
+    )
     logger.info(
         "points adjusted",
         extra={"member": member.pk, "points": points, "staff_user": staff_user.pk},

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import cast
 
 from dateutil.relativedelta import relativedelta
 from django.db import IntegrityError, connection, transaction
-from django.db.models import DecimalField, Model, Sum
+from django.db.models import DecimalField, Field, Model, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -20,7 +21,9 @@ from django.utils.translation import gettext_noop
 from members.errors import MemberNotActive
 from members.models import Member, MemberStatus, User
 
-from .. import events
+from .. import events, reasons
+from ..audit.models import AuditAction
+from ..audit.services import audit_record, change
 from ..earning import EarningBreakdown, EarningTerms, LineInput, earning_calculate, earning_terms
 from ..errors import (
     ApplicationError,
@@ -32,6 +35,7 @@ from ..errors import (
     ValidationFailed,
     checked_text,
 )
+from ..formats import money_text
 from ..models import (
     Channel,
     EntryKind,
@@ -47,15 +51,16 @@ from ..models import (
     TierBasis,
     TierChange,
 )
+from ..reasons import Reason
 from .ledger import (
     _debit,
     _ensure_points_fit,
     _expire_due_lots,
     _expiry_for,
-    _in_member_language,
     _told,
     account_lock,
     accounts_lock,
+    reason_fields,
 )
 from .tiers import TIER_POINT_SOURCES, rolling_figures, tier_change_told, tier_upgrade
 
@@ -93,7 +98,8 @@ def money(value: Decimal | str | int | float) -> Decimal:
         raise InvalidAmount(_("An amount has at most two decimals (cents)."))
     if amount > AMOUNT_MAX:
         raise InvalidAmount(
-            _("An amount can be at most %(max)s EUR.") % {"max": AMOUNT_MAX}, max=str(AMOUNT_MAX)
+            _("An amount can be at most %(max)s.") % {"max": money_text(AMOUNT_MAX)},
+            max=str(AMOUNT_MAX),
         )
     return amount
 
@@ -347,16 +353,9 @@ def _same_or_error(existing: Purchase, item: _CheckedPurchase) -> PurchaseResult
 
 
 def _outcome_of_one(partner: Partner, item: _CheckedPurchase) -> PurchaseResult | ApplicationError:
-    try:
+    try:  # the checked fields are purchase_record's arguments
         return purchase_record(
-            partner=partner,
-            external_id=item.external_id,
-            member=item.member,
-            amount=item.amount,
-            purchased_at=item.purchased_at,
-            channel=item.channel,
-            store=item.store,
-            lines=item.lines,
+            partner=partner, **{field.name: getattr(item, field.name) for field in fields(item)}
         )
     except ApplicationError as error:
         return error
@@ -381,7 +380,7 @@ def _purchases_write(
     entries: list[LedgerEntry] = []
     changes: list[TierChange] = []
     with transaction.atomic():
-        accounts = accounts_lock(member_ids={item.member.pk for item in items})
+        accounts = accounts_lock(member_ids={item.member.pk for item in items}, now=now)
         figures = _rolling_figures(accounts.values(), terms=terms, program=program, now=now)
         for item in items:
             account = accounts[item.member.pk]
@@ -471,7 +470,7 @@ def _accounts_save(accounts: list[PointsAccount]) -> None:
         )
     elif connection.vendor == "postgresql":
         meta = PointsAccount._meta
-        columns = [meta.get_field(name) for name in ACCOUNT_FIELDS]
+        columns = [cast(Field, meta.get_field(name)) for name in ACCOUNT_FIELDS]
         names = ", ".join(field.column for field in columns)
         with connection.cursor() as cursor:
             cursor.execute(
@@ -502,18 +501,13 @@ def _earning_entries(
 ) -> list[LedgerEntry]:
     """The purchase's points as one lot and each bonus as its own, on the (locked) account,
     whose balance follows in memory."""
-    credits = []
+    credits: list[tuple[int, str, str | Reason, str]] = []
     if breakdown.points > 0:
         credits.append(
             (
                 breakdown.points,
                 EntryKind.EARN,
-                _in_member_language(
-                    purchase.member.pk,
-                    gettext_noop("Purchase %(id)s"),
-                    language=purchase.member.language,
-                    id=purchase.external_id,
-                ),
+                Reason(reasons.PURCHASE, {"id": purchase.external_id}),
                 EntrySource.PURCHASE,
             )
         )
@@ -536,7 +530,7 @@ def _earning_entries(
                 kind=kind,
                 points=points,
                 balance_after=account.balance,
-                reason=reason,
+                **reason_fields(reason),
                 source=source,
                 purchase=purchase,
                 created_at=now,
@@ -597,7 +591,8 @@ def purchase_refund(
     left = purchase.amount - purchase.refunded_amount
     if amount > left:
         raise RefundTooLarge(
-            _("At most %(left)s EUR of this purchase can still be refunded.") % {"left": left},
+            _("At most %(left)s of this purchase can still be refunded.")
+            % {"left": money_text(left)},
             refundable=str(left),
         )
     refunded = purchase.refunded_amount + amount
@@ -633,16 +628,24 @@ def purchase_refund(
             account=account,
             points=recoverable,
             kind=EntryKind.REVERSAL,
-            reason=_in_member_language(
-                purchase.member_id,
-                gettext_noop("Refund of purchase %(id)s"),
-                id=purchase.external_id,
-            ),
+            reason=Reason(reasons.REFUND, {"id": purchase.external_id}),
             source=EntrySource.REFUND,
             purchase=purchase,
             refund=refund,
             created_by=created_by,
             prefer_lot=earn_lot,
+        )
+    if created_by is not None:  # staff refunded it in the admin (partners' refunds are theirs)
+        audit_record(
+            actor=created_by,
+            action=AuditAction.PURCHASE_REFUNDED,
+            obj=purchase,
+            description=gettext_noop("Refunded %(amount)s EUR of purchase %(id)s"),
+            params={"amount": amount, "id": purchase.external_id},
+            changes={
+                "refunded_amount": change(purchase.refunded_amount, refunded),
+                "points_reversed": change(purchase.points_reversed, reversed_target),
+            },
         )
     purchase.refunded_amount = refunded
     purchase.points_reversed = reversed_target

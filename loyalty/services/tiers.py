@@ -5,8 +5,9 @@ the nightly run after the grace period.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
@@ -38,6 +39,7 @@ def rolling_figures(
     """The rolling 12-month spend (net of refunds) or points earned of these members (None:
     everyone), by member id, in one grouped query; members without any are left out."""
     since = at - relativedelta(months=12)
+    rows: Iterable[tuple[int, Any]]
     if basis == TierBasis.POINTS:
         entries = LedgerEntry.objects.filter(
             created_at__gt=since,
@@ -122,6 +124,59 @@ def tier_recalculate(
     change.save()
     tier_change_told(change)
     return change
+
+
+# The TierChange reason of the tier a member starts on.
+ENROLMENT = "enrolment"
+
+
+def base_tier(tiers: Sequence[Tier] | None = None) -> Tier | None:
+    """The tier every member is on from enrolment: the one a figure of 0 reaches (the lowest
+    tier when its threshold is 0), or None when no tier starts at 0 (or there are none)."""
+    return qualifying_tier(Decimal(0), tiers)
+
+
+def base_tier_assign(
+    *, accounts: Collection[PointsAccount], now: dt.datetime | None = None
+) -> list[TierChange]:
+    """Put new (locked) accounts without a tier on the base tier, each with a TierChange
+    "enrolment" and its event, so that a member has a level from the first page on rather
+    than from the nightly run. Two statements whatever the number of accounts."""
+    without = [account for account in accounts if account.tier_id is None]
+    tier = base_tier() if without else None
+    if tier is None:
+        return []
+    now = now or timezone.now()
+    PointsAccount.objects.filter(pk__in=[account.pk for account in without]).update(
+        tier=tier, tier_since=now
+    )
+    changes = TierChange.objects.bulk_create(
+        [
+            TierChange(
+                account=account,
+                from_tier=None,
+                to_tier=tier,
+                figure=Decimal(0),
+                reason=ENROLMENT,
+                changed_at=now,
+            )
+            for account in without
+        ]
+    )
+    for account, change in zip(without, changes, strict=True):
+        account.tier = tier
+        account.tier_since = now
+        tier_change_told(change)
+    return changes
+
+
+def account_open_on_enrolment(event: events.DomainEvent) -> None:
+    """Subscriber of "member.enrolled": the new member's account, on the base tier, in the
+    enrolment's transaction (every enrolment path goes through members' `member_enrol`)."""
+    from .ledger import accounts_lock
+
+    if event.member_id is not None:
+        accounts_lock(member_ids={event.member_id})
 
 
 def tier_upgrade(

@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.checks import DEVELOPMENT_SECRET_KEY
 
+from .email_url import email_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
     # Project plumbing that every app may use (imports no domain model).
     "loyalty.outbox",
     "loyalty.partner_api",
+    "loyalty.audit",
     # Our apps, in dependency order: each may import only from those above it.
     "members",
     "loyalty",
@@ -65,6 +68,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # The client's address for the audit log's entries (loyalty.audit).
+    "loyalty.audit.services.AuditContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as axes asks: turns a locked-out login into our lockout page (members.throttling).
     "axes.middleware.AxesMiddleware",
@@ -144,16 +149,21 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# E-mail: the console by default; EMAIL_URL (smtp://user:pass@host:port) switches to SMTP.
+# E-mail: the console by default; EMAIL_URL picks another backend: SMTP
+# (smtp://user:pass@host:587/?tls=True, smtp+tls://, smtps://, smtp+ssl://), files
+# (filemail:///path/to/folder), memory (memorymail://) or none (dummymail://).
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Loyalty <loyalty@example.com>")
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email = email_settings(env.str("EMAIL_URL", default="consolemail://"), base_dir=BASE_DIR)
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
-EMAIL_HOST = _email.get("EMAIL_HOST", "")
-EMAIL_PORT = _email.get("EMAIL_PORT") or 25
-EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
-EMAIL_TIMEOUT = 20
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
+if "EMAIL_FILE_PATH" in _email:
+    EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
 
 # Redis: broker for Celery and the cache. Without it Celery runs tasks in-process.
 REDIS_URL = env("REDIS_URL", default="")
@@ -232,6 +242,9 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # How long an e-mail confirmation link stays valid.
 MEMBER_CONFIRMATION_MAX_AGE = env.int("MEMBER_CONFIRMATION_MAX_AGE", default=3 * 24 * 3600)
+# The marketing channels the portal offers consent for (e-mail always; sms and post for
+# programs that send offers that way). The API and admin record and show every channel.
+MEMBER_MARKETING_CHANNELS = env.list("MEMBER_MARKETING_CHANNELS", default=["email", "sms", "post"])
 # Base URL used in e-mails sent from background tasks, where there is no request.
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 

@@ -9,6 +9,7 @@ import time
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from loyalty.models import Partner
@@ -106,7 +107,13 @@ class WebhookEvent(models.Model):
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.id}"
+        return gettext("%(type)s (message %(id)s)") % {"type": self.type_label, "id": self.id}
+
+    @property
+    def type_label(self) -> str:
+        if self.type == TEST_EVENT_TYPE:
+            return gettext("Test event")
+        return str(EventType(self.type).label) if self.type in EventType.values else self.type
 
 
 class DeliveryStatus(models.TextChoices):
@@ -162,4 +169,7 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_id} → {self.endpoint_id}"
+        return gettext("%(event)s to %(url)s") % {
+            "event": self.event.type_label,
+            "url": self.endpoint.url,
+        }

@@ -19,6 +19,21 @@ class ConsentOut(serializers.Serializer):
         allow_null=True,
         help_text="The member's current e-mail marketing consent (null: never asked).",
     )
+    sms = serializers.BooleanField(
+        source="sms_consent",
+        allow_null=True,
+        help_text="The member's current SMS marketing consent (null: never asked).",
+    )
+    post = serializers.BooleanField(
+        source="post_consent",
+        allow_null=True,
+        help_text="The member's current consent to offers by post (null: never asked).",
+    )
+    profiling = serializers.BooleanField(
+        source="profiling_consent",
+        help_text="False when the member objects to profiling (RFM scores and segments): they "
+        "are then left out of every segment member list. True until they object.",
+    )
 
 
 class MemberOut(serializers.Serializer):
@@ -54,16 +69,23 @@ class EnrolIn(serializers.Serializer):
         child=serializers.BooleanField(),
         required=False,
         default=dict,
-        help_text='Marketing consent per channel, as the customer chose: {"email": true}.',
+        help_text='Consent per channel, as the customer chose: {"email": true, "sms": false}. '
+        '"profiling": false records an objection to profiling; without it, profiling is allowed.',
     )
 
     def validate_consent(self, value: dict) -> dict:
-        unknown = sorted(set(value) - set(ConsentChannel.values))
-        if unknown:
-            raise serializers.ValidationError(
-                _("Unknown consent channel: %(channels)s.") % {"channels": ", ".join(unknown)}
-            )
-        return value
+        return known_channels(value)
+
+
+def known_channels(value: dict) -> dict:
+    """A consent dict whose keys are all consent channels, or a validation error naming the
+    others."""
+    unknown = sorted(set(value) - set(ConsentChannel.values))
+    if unknown:
+        raise serializers.ValidationError(
+            _("Unknown consent channel: %(channels)s.") % {"channels": ", ".join(unknown)}
+        )
+    return value
 
 
 class StrictSerializer(serializers.Serializer):
@@ -80,7 +102,22 @@ class StrictSerializer(serializers.Serializer):
 
 
 class MemberUpdateIn(StrictSerializer):
-    language = serializers.ChoiceField(choices=Language.choices)
+    language = serializers.ChoiceField(choices=Language.choices, required=False)
+    consent = serializers.DictField(
+        child=serializers.BooleanField(),
+        required=False,
+        help_text='Choices per channel the customer told you: {"profiling": false} records an '
+        'objection to profiling, {"profiling": true} withdraws it, {"sms": true} grants SMS.',
+    )
+
+    def validate_consent(self, value: dict) -> dict:
+        return known_channels(value)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        if not attrs:
+            raise serializers.ValidationError(_("Send the language, the consent, or both."))
+        return attrs
 
 
 class ConsentIn(serializers.Serializer):

@@ -26,7 +26,7 @@ from loyalty.partner_api.schema import problems
 from ..errors import EmailTaken, MemberNotFound, TermsNotAccepted
 from ..models import ConsentRecord, EnrolmentSource, Language, Member, MemberStatus
 from ..selectors import member_get, members_with_email_consent
-from ..services import consent_change, current_terms, member_enrol, member_language_set
+from ..services import consent_change, current_terms, member_enrol, member_partner_update
 from . import serializers as s
 
 MEMBERS_READ = ApiScope.MEMBERS_READ
@@ -134,6 +134,7 @@ class MemberCollection(generics.ListAPIView):
             language=data["language"],
             accepted_terms=bool(data["terms_version"]),
             marketing_consent=data["consent"].get("email", False),
+            other_consents=data["consent"],
             source=EnrolmentSource.PARTNER,
         )
         if member is None:
@@ -165,10 +166,13 @@ class MemberDetail(APIView):
 
     @extend_schema(
         operation_id="member_update",
-        summary="Change a member's language",
+        summary="Change a member's language or consent choices",
         description=(
-            "Only `language` can be changed; any other field (status, e-mail, points, ...) is "
-            "400 invalid and changes nothing."
+            "`language` and `consent` (choices per channel: email, sms, post, profiling) can be "
+            'changed, in one transaction; `{"consent": {"profiling": false}}` records the '
+            "customer's objection to profiling (left out of segment member lists from then on), "
+            "`true` withdraws it. A channel already in the given state records nothing. Any "
+            "other field (status, e-mail, points, ...) is 400 invalid and changes nothing."
         ),
         request=s.MemberUpdateIn,
         responses={200: s.MemberOut, **problems(400, 404)},
@@ -176,8 +180,17 @@ class MemberDetail(APIView):
     def patch(self, request: Request, member_number: str) -> Response:
         member = member_get(query=member_number)
         data = validated(s.MemberUpdateIn, request.data)
-        member_language_set(member=member, language=data["language"])
+        member_partner_update(
+            member=member,
+            source=_consent_source(request),
+            language=data.get("language"),
+            consents=data.get("consent"),
+        )
         return Response(_member_out(member))
+
+
+def _consent_source(request: Request) -> str:
+    return f"api:{request.auth.partner.name}"[:CONSENT_SOURCE_MAX_LENGTH]
 
 
 class MemberConsent(APIView):
@@ -185,8 +198,10 @@ class MemberConsent(APIView):
 
     @extend_schema(
         operation_id="member_consent_set",
-        summary="Record a member's marketing consent for a channel",
+        summary="Record a member's consent (or profiling objection) for a channel",
         description=(
+            "Channels: email, sms, post (marketing: no consent until granted) and profiling "
+            "(allowed until the member objects: `granted: false` records the objection). "
             "Recorded with the source `api:<partner name>` when it differs from the current "
             "state (`changed: true`); the same choice again records nothing (`changed: false`)."
         ),
@@ -196,9 +211,11 @@ class MemberConsent(APIView):
     def post(self, request: Request, member_number: str) -> Response:
         member = member_get(query=member_number)
         data = validated(s.ConsentIn, request.data)
-        source = f"api:{request.auth.partner.name}"[:CONSENT_SOURCE_MAX_LENGTH]
         changed = consent_change(
-            member=member, granted=data["granted"], source=source, channel=data["channel"]
+            member=member,
+            granted=data["granted"],
+            source=_consent_source(request),
+            channel=data["channel"],
         )
         return Response(
             s.ConsentResultOut(

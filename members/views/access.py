@@ -10,16 +10,29 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt
 
 from loyalty.errors import ApplicationError
 
 from .. import services, throttling
-from ..errors import ConfirmationLinkExpired, InvitationInvalid
-from ..forms import EnrolForm, ResendConfirmationForm
+from ..errors import (
+    ConfirmationLinkExpired,
+    ConfirmationLinkUsed,
+    InvitationInvalid,
+    InvitationOptOutLinkInvalid,
+)
+from ..forms import (
+    EnrolForm,
+    PortalLoginForm,
+    PortalPasswordResetForm,
+    PortalSetPasswordForm,
+    ResendConfirmationForm,
+)
+from ..participation import current_conditions
+from .errors import allow_methods, method_not_allowed, post_only
 
 
-@require_http_methods(["GET", "POST"])
+@allow_methods(["GET", "POST"])
 def enrol(request: HttpRequest) -> HttpResponse:
     invitation = request.GET.get("invitation") or request.POST.get("invitation") or ""
     initial = {"language": translation.get_language() or "nl"}
@@ -35,7 +48,13 @@ def enrol(request: HttpRequest) -> HttpResponse:
         except InvitationInvalid as error:
             messages.error(request, str(error.message))
             invitation = ""
-    form = EnrolForm(request.POST or None, initial=initial)
+    terms = services.current_terms()
+    form = EnrolForm(
+        request.POST or None,
+        initial=initial,
+        birth_date_required=bool(current_conditions().minimum_age),
+        terms_required=terms is not None,
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -60,7 +79,7 @@ def enrol(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "invitation": invitation,
-            "terms": services.current_terms(),
+            "terms": terms,
         },
     )
 
@@ -79,6 +98,9 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             {
                 "error": error,
                 "expired": isinstance(error, ConfirmationLinkExpired),
+                # A used link needs no new one (the address is confirmed: log in); any other
+                # refused link (expired, tampered, of the old format) offers a fresh one.
+                "used": isinstance(error, ConfirmationLinkUsed),
                 "form": ResendConfirmationForm(),
             },
             status=400,
@@ -86,7 +108,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     return render(request, "members/confirmed.html", {"member": member})
 
 
-@require_http_methods(["POST"])
+@post_only("members:login")
 def resend_confirmation(request: HttpRequest) -> HttpResponse:
     form = ResendConfirmationForm(request.POST)
     if form.is_valid():
@@ -103,8 +125,35 @@ def terms(request: HttpRequest) -> HttpResponse:
     return render(request, "members/terms.html", {"terms": current})
 
 
+@csrf_exempt  # RFC 8058: the mail client POSTs without a form of ours; the signed token is the proof
+@allow_methods(["GET", "POST"])
+def invitation_opt_out(request: HttpRequest, token: str) -> HttpResponse:
+    """An invitation's opt-out link: GET asks (mail scanners follow links), POST (the button,
+    or the mail client's one-click `List-Unsubscribe-Post`) stops invitations to the address."""
+    try:
+        member = services.invitation_opt_out_member(token=token)
+    except InvitationOptOutLinkInvalid as error:
+        return render(
+            request, "members/invitation_opt_out_invalid.html", {"error": error}, status=400
+        )
+    # The page speaks the language the invitation was written in.
+    with translation.override(member.language):
+        if request.method == "POST":
+            services.invitation_opt_out(token=token)
+            response = render(request, "members/invitation_opted_out.html", {"email": member.email})
+        else:
+            response = render(
+                request,
+                "members/invitation_opt_out.html",
+                {"email": member.email, "token": token},
+            )
+        response.headers["Content-Language"] = member.language
+    return response
+
+
 class LoginView(auth_views.LoginView):
     template_name = "members/login.html"
+    form_class = PortalLoginForm
     redirect_authenticated_user = True
 
     def form_valid(self, form):
@@ -125,18 +174,25 @@ class LoginView(auth_views.LoginView):
 class LogoutView(auth_views.LogoutView):
     next_page = reverse_lazy("members:login")
 
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        # A GET (a typed or bookmarked address) does not log out: the styled page says so,
+        # and its header carries the "Log out" button.
+        return method_not_allowed(request, self._allowed_methods())
+
 
 class PasswordResetView(auth_views.PasswordResetView):
     template_name = "members/password_reset_form.html"
+    form_class = PortalPasswordResetForm
     email_template_name = "emails/password_reset.txt"
     html_email_template_name = "emails/password_reset.html"
     subject_template_name = "emails/password_reset_subject.txt"
     success_url = reverse_lazy("members:password_reset_done")
 
     def form_valid(self, form):
-        from ..emails import email_context
+        from ..emails import email_context, sender_address
 
         self.extra_email_context = email_context()
+        self.from_email = sender_address(self.extra_email_context)
         return super().form_valid(form)
 
 
@@ -146,6 +202,7 @@ class PasswordResetDoneView(auth_views.PasswordResetDoneView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     template_name = "members/password_reset_confirm.html"
+    form_class = PortalSetPasswordForm
     success_url = reverse_lazy("members:password_reset_complete")
 
     def form_valid(self, form):

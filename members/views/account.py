@@ -13,14 +13,44 @@ from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.translation import gettext_lazy as _lazy
 
 from loyalty.errors import ApplicationError
 
 from .. import services
 from ..decorators import active_member_required, terms_exempt
-from ..forms import ConsentForm, PasswordConfirmForm, PersonForm
-from ..selectors import current_privacy_statement, marketing_consent_granted, published_faq
+from ..forms import (
+    ConsentForm,
+    PasswordConfirmForm,
+    PersonForm,
+    PortalPasswordChangeForm,
+    ProfilingForm,
+)
+from ..models import ConsentChannel
+from ..participation import current_conditions
+from ..selectors import (
+    consent_states,
+    current_privacy_statement,
+    offered_marketing_channels,
+    published_faq,
+)
+from .errors import allow_methods, post_only
+
+# What the portal says after a channel's choice changed: (granted, withdrawn).
+CONSENT_MESSAGES = {
+    ConsentChannel.EMAIL: (
+        _lazy("You will receive our offers by e-mail."),
+        _lazy("You will no longer receive offers by e-mail."),
+    ),
+    ConsentChannel.SMS: (
+        _lazy("You will receive our offers by SMS."),
+        _lazy("You will no longer receive offers by SMS."),
+    ),
+    ConsentChannel.POST: (
+        _lazy("You will receive our offers by post."),
+        _lazy("You will no longer receive offers by post."),
+    ),
+}
 
 
 def _set_language(response: HttpResponse, language: str) -> HttpResponse:
@@ -32,11 +62,12 @@ def _set_language(response: HttpResponse, language: str) -> HttpResponse:
 
 
 @active_member_required
-@require_http_methods(["GET", "POST"])
+@allow_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
     form = PersonForm(
         request.POST if "profile" in request.POST else None,
+        birth_date_required=bool(current_conditions().minimum_age),
         initial={
             "first_name": member.first_name,
             "last_name": member.last_name,
@@ -53,32 +84,63 @@ def account(request: HttpRequest) -> HttpResponse:
             translation.activate(member.language)
             messages.success(request, _("Your details have been saved."))
             return _set_language(redirect("members:account"), member.language)
-    consent = marketing_consent_granted(member=member)
+    states = consent_states(member=member)
+    channels = offered_marketing_channels()
     return render(
         request,
         "members/account.html",
         {
             "member": member,
             "form": form,
-            "consent_form": ConsentForm(initial={"granted": consent}),
-            "consent": consent,
+            "consent_form": ConsentForm(
+                channels=channels,
+                initial={
+                    name: states[channel] for name, channel in ConsentForm.FIELD_CHANNELS.items()
+                },
+            ),
+            "consent": states[ConsentChannel.EMAIL],
+            "consents": states,
+            "marketing_channels": channels,
+            "profiling_objection": not states[ConsentChannel.PROFILING],
         },
     )
 
 
 @active_member_required
-@require_POST
+@post_only("members:account")
 def consent(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
-    form = ConsentForm(request.POST)
-    form.is_valid()
-    granted = bool(form.cleaned_data.get("granted"))
-    services.consent_change(member=member, granted=granted, source="portal")
+    form = ConsentForm(request.POST, channels=offered_marketing_channels())
+    form.is_valid()  # checkboxes: anything but "on" is unticked, never an error
+    choices = form.choices()
+    changed = services.consents_change(member=member, choices=choices, source="portal")
+    for channel in changed or [ConsentChannel.EMAIL]:
+        granted_text, withdrawn_text = CONSENT_MESSAGES[channel]
+        messages.success(request, granted_text if choices[channel] else withdrawn_text)
+    return redirect("members:account")
+
+
+@active_member_required
+@post_only("members:account")
+def profiling(request: HttpRequest) -> HttpResponse:
+    """The member objects to profiling, or withdraws the objection (one record if it changes)."""
+    member = request.member  # type: ignore[attr-defined]
+    form = ProfilingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose whether you object to profiling."))
+        return redirect("members:account")
+    objection = form.cleaned_data["objection"]
+    services.consent_change(
+        member=member, granted=not objection, source="portal", channel=ConsentChannel.PROFILING
+    )
     messages.success(
         request,
-        _("You will receive our offers by e-mail.")
-        if granted
-        else _("You will no longer receive offers by e-mail."),
+        _(
+            "Your objection has been recorded: from now on you are left out of offers and "
+            "lists based on segments."
+        )
+        if objection
+        else _("You no longer object to profiling: offers can be based on your segment again."),
     )
     return redirect("members:account")
 
@@ -86,6 +148,7 @@ def consent(request: HttpRequest) -> HttpResponse:
 @method_decorator(active_member_required, name="dispatch")
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "members/password_change.html"
+    form_class = PortalPasswordChangeForm
     success_url = reverse_lazy("members:account")
 
     def form_valid(self, form):
@@ -95,7 +158,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 
 @active_member_required
-@require_POST
+@post_only("members:account")
 def data_export(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
     archive = services.member_data_export(member=member)
@@ -108,7 +171,7 @@ def data_export(request: HttpRequest) -> HttpResponse:
 
 
 @active_member_required
-@require_http_methods(["GET", "POST"])
+@allow_methods(["GET", "POST"])
 def erase(request: HttpRequest) -> HttpResponse:
     """Erasure on request, confirmed with the password."""
     member = request.member  # type: ignore[attr-defined]
@@ -128,7 +191,7 @@ def erase(request: HttpRequest) -> HttpResponse:
 
 @active_member_required
 @terms_exempt
-@require_http_methods(["GET", "POST"])
+@allow_methods(["GET", "POST"])
 def terms_accept(request: HttpRequest) -> HttpResponse:
     member = request.member  # type: ignore[attr-defined]
     terms = services.terms_pending(member=member)

@@ -1,6 +1,8 @@
 // Builds the KPI charts from the JSON the page embeds (no CDN, vendored Chart.js).
 (function () {
   "use strict";
+  // Axis and tooltip numbers in the page's language ("2.936" / "2,936"), not the browser's.
+  Chart.defaults.locale = document.documentElement.lang || undefined;
   const data = JSON.parse(document.getElementById("kpi-data").textContent);
   const labels = JSON.parse(document.getElementById("kpi-labels").textContent);
   const colours = { issued: "#0b5c4a", redeemed: "#f2a900", expired: "#c0392b", active: "#2b6cb0", spend: "#7c3aed", new_members: "#0b5c4a" };

@@ -57,7 +57,7 @@ def test_enrolling_creates_a_pending_partner_member_with_consent_and_terms(api, 
         "pending",
         "en",
     )
-    assert body["consent"] == {"email": True}
+    assert body["consent"] == {"email": True, "sms": None, "post": None, "profiling": True}
     assert member.enrolment_source == EnrolmentSource.PARTNER
     assert member.terms_acceptances.get().terms_version == terms
 
@@ -155,7 +155,12 @@ def test_a_member_is_looked_up_by_member_number(api, customer):
 
     assert response.status_code == 200
     assert response.json()["member_number"] == customer.member_number
-    assert response.json()["consent"] == {"email": None}
+    assert response.json()["consent"] == {
+        "email": None,
+        "sms": None,
+        "post": None,
+        "profiling": True,
+    }
     assert "id" not in response.json()
 
 

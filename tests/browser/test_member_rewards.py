@@ -47,7 +47,7 @@ def test_a_member_redeems_a_voucher_and_manages_the_account(page, live_server, m
 
     log_in(page, live_server)
     page.get_by_role("link", name="Rewards").click()
-    page.get_by_text("You need 4200 more points.").wait_for()
+    page.get_by_text("You need 4,200 more points.").wait_for()
     page.get_by_role("link", name="Redeem Cinema ticket").click()
     page.get_by_text("This costs 500").wait_for()
     page.get_by_role("button", name="Yes, redeem").click()
@@ -66,7 +66,7 @@ def test_a_member_redeems_a_voucher_and_manages_the_account(page, live_server, m
     page.get_by_text("You receive our offers by e-mail.").first.wait_for()
     assert marketing_consent_granted(member=member)
 
-    page.select_option("#language-select", "nl")
+    page.get_by_role("button", name="NL Nederlands", exact=True).click()
     page.get_by_role("heading", name="Mijn account").wait_for()
 
     with page.expect_download() as download:

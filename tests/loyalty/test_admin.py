@@ -192,3 +192,34 @@ def test_the_dry_run_checks_each_line_as_a_purchase_does(admin_client, program):
 
     assert "lines" in response.context["form"].errors
     assert response.context["breakdown"] is None
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("nl", ["€ 1.030,50", "&times;2", "3.091,50", "772,50", "(&times;1,5)", "<b>3.864</b>"]),
+        ("en", ["€1,030.50", "&times;2", "3,091.50", "772.50", "(&times;1.5)", "<b>3,864</b>"]),
+    ],
+)
+def test_the_purchase_page_shows_its_breakdown_in_the_readers_number_format(
+    admin_client, program, member, language, expected
+):
+    gold = TierFactory(name="Gold", rank=1, threshold=Decimal("0"), multiplier=Decimal("1.5"))
+    EarningRuleFactory(name="Green", product_category="duurzaam", multiplier=Decimal("2"))
+    result = purchase_record(
+        partner=PartnerFactory(),
+        external_id="B1",
+        member=member,
+        amount="1545.50",
+        lines=[{"amount": "1030.50", "category": "duurzaam"}, {"amount": "515.00"}],
+    )
+    assert result.tier == gold.name
+
+    page = admin_client.get(
+        reverse("admin:loyalty_purchase_change", args=[result.purchase.pk]),
+        HTTP_ACCEPT_LANGUAGE=language,
+    ).content.decode()
+
+    for text in expected:  # 1030.50 x 2 x 1.5 = 3091.50 and 515 x 1.5 = 772.50: 3864 points
+        assert text in page
+    assert "1030.500000" not in page and "1.500000" not in page

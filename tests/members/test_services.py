@@ -304,14 +304,17 @@ def test_confirming_activates_the_member_and_the_login(terms):
     assert User.objects.get(pk=member.user_id).is_active is True
 
 
-def test_confirming_twice_is_harmless(terms):
+def test_a_confirmation_link_works_once_and_a_second_click_changes_nothing(terms):
     member = enrol()
     token = confirmation_token(member=member)
     first = member_confirm_email(token=token)
 
-    second = member_confirm_email(token=token)
+    with pytest.raises(errors.ConfirmationLinkUsed):
+        member_confirm_email(token=token)
 
-    assert second.enrolled_at == first.enrolled_at
+    member.refresh_from_db()
+    assert member.status == MemberStatus.ACTIVE
+    assert member.enrolled_at == first.enrolled_at
 
 
 def test_an_expired_confirmation_link_is_refused_and_changes_nothing(terms):

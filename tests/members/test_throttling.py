@@ -59,7 +59,7 @@ def test_five_wrong_passwords_on_the_portal_refuse_the_right_one_after(client, p
     assert response.status_code == 429
     assert not logged_in(client)
     assert LOCKED in response.content.decode()
-    assert '<p class="error" role="alert">' in response.content.decode()  # the portal's page
+    assert 'class="error-summary" id="error-summary" role="alert"' in response.content.decode()
     assert response.templates[0].name == "members/login.html"
 
 

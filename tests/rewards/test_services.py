@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from loyalty.errors import InsufficientPoints
 from loyalty.models import LedgerEntry, PointsAccount
@@ -268,14 +268,19 @@ def test_a_mistyped_code_fails_its_check_character():
     assert codes.normalise(codes.display(code).lower()) == code
 
 
-def test_the_ledger_explains_a_redemption_in_the_members_language(program):
+def test_the_ledger_explains_a_redemption_in_the_readers_language(program):
     member = MemberFactory(language="nl")
     points_credit(member=member, points=500, reason="Welkom")
     reward = RewardFactory(kind="product", name_nl="Taart", name_en="Cake")
 
     services.reward_redeem(member=member, reward=reward)
 
-    assert LedgerEntry.objects.get(kind="redeem").reason == "Beloning: Taart"
+    entry = LedgerEntry.objects.get(kind="redeem")
+    assert entry.reason == "Reward: Cake"  # the default language (English in these tests)
+    with translation.override("nl"):
+        assert entry.reason_text == "Beloning: Taart"
+    with translation.override("en"):
+        assert entry.reason_text == "Reward: Cake"
     assert Reward.objects.get().stock is None
 
 
