@@ -41,8 +41,8 @@ def test_a_demo_purchase_shows_how_its_points_were_computed(page, live_server, d
     assert rows.count() == len(breakdown["lines"]) == purchase.lines.count()
     assert "Dubbele punten op duurzaam" in field.inner_text()
     summary = field.locator("p").inner_text()
-    assert f"tier: {breakdown['tier']} (x{breakdown['tier_multiplier']})" in summary
-    assert summary.endswith(f"total: {purchase.points_earned}")
+    assert f"tier: {breakdown['tier']} (×{breakdown['tier_multiplier']})" in summary  # noqa: RUF001
+    assert summary.endswith(f"total (rounded down): {purchase.points_earned:,}")
     page.screenshot(path=f"{SHOTS}/test-purchase-en-1200.png", full_page=True)
 
 

@@ -120,7 +120,7 @@ def test_a_forged_link_changes_nothing(program, smtp_sink, django_capture_on_com
     response = Client().post(forged)
 
     assert response.status_code == 400
-    assert "not valid" in response.content.decode()
+    assert "niet geldig" in response.content.decode()  # the invitation's language: Dutch
     assert not InvitationOptOut.objects.exists()
 
 
