@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from loyalty.models import PointsAccount, TierChange
+from loyalty.models import PointsAccount, Tier, TierChange
 from loyalty.services import points_credit, purchase_record
 from members import services as member_services
 from members.models import Member
@@ -166,3 +166,36 @@ def test_without_tiers_the_dashboard_shows_no_level_at_all(client, logged_in):
 
     assert "Your level" not in page and "No level yet" not in page
     assert 'role="progressbar"' not in page
+
+
+def test_the_migration_puts_accounts_without_a_tier_on_the_base_tier(program):
+    import importlib
+    from types import SimpleNamespace
+
+    from django.apps import apps as django_apps
+    from django.db import connection
+
+    bronze = TierFactory(name="Bronze", rank=1, threshold=Decimal("0"))
+    TierFactory(name="Silver", rank=2, threshold=Decimal("500"))
+    without = [MemberFactory() for _ in range(3)]
+    for member in without:
+        PointsAccount.objects.create(member=member)  # opened before accounts started on a tier
+    on_silver = MemberFactory()
+    silver = Tier.objects.get(name="Silver")
+    PointsAccount.objects.create(member=on_silver, tier=silver)
+    migration = importlib.import_module(
+        "loyalty.migrations.0013_accounts_without_tier_to_base_tier"
+    )
+
+    migration.accounts_to_base_tier(django_apps, SimpleNamespace(connection=connection))
+
+    accounts = PointsAccount.objects.filter(member__in=without)
+    assert {account.tier_id for account in accounts} == {bronze.pk}
+    assert all(account.tier_since is not None for account in accounts)
+    changes = TierChange.objects.filter(account__in=accounts)
+    assert (
+        sorted(changes.values_list("reason", "to_tier__name", "from_tier"))
+        == [("enrolment", "Bronze", None)] * 3
+    )
+    assert PointsAccount.objects.get(member=on_silver).tier == silver
+    assert not TierChange.objects.filter(account__member=on_silver).exists()
