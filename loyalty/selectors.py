@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -17,6 +18,16 @@ from .services import rolling_figure
 
 def account_for_member(*, member: Member) -> PointsAccount | None:
     return PointsAccount.objects.select_related("tier").filter(member=member).first()
+
+
+def accounts_of_members(*, member_ids: Iterable[int]) -> dict[int, PointsAccount]:
+    """These members' accounts with their tiers, by member id, in one query."""
+    return {
+        account.member_id: account
+        for account in PointsAccount.objects.select_related("tier").filter(
+            member_id__in=list(member_ids)
+        )
+    }
 
 
 def member_balance(*, member: Member) -> int:

@@ -312,7 +312,7 @@ def purchases_record_batch(
             outcomes[index] = error
     earlier = {
         purchase.external_id: purchase
-        for purchase in Purchase.objects.filter(
+        for purchase in Purchase.objects.select_related("member").filter(
             partner=partner, external_id__in={item.external_id for item in checked.values()}
         )
     }
