@@ -331,3 +331,17 @@ def _a_backend_waits_for_a_lock() -> bool:
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         return cursor.fetchone()[0] > 0
+
+
+def test_a_batch_of_replays_reads_their_standings_in_one_query(
+    api, customer, django_assert_max_num_queries
+):
+    items = [purchase(customer, external_id=f"R{number}", amount="5.00") for number in range(20)]
+    api.post("/api/v1/purchases/batch/", {"purchases": items}, format="json")
+
+    with django_assert_max_num_queries(12):  # not one or two per replayed item
+        response = api.post("/api/v1/purchases/batch/", {"purchases": items}, format="json")
+
+    body = response.json()
+    assert body["replayed"] == 20
+    assert {item["result"]["balance"] for item in body["items"]} == {100}
