@@ -87,3 +87,20 @@ def test_an_editable_page_keeps_its_save_buttons(admin_client):
 
     assert 'name="_save"' in html
     assert 'name="_continue"' in html
+
+
+def test_a_page_with_nothing_to_edit_is_titled_view_and_an_editable_one_change(admin_client):
+    purchase_html = _change_page(admin_client, factories.PurchaseFactory()).content.decode()
+    member_html = _change_page(admin_client, factories.MemberFactory()).content.decode()
+
+    assert "<h1>View purchase</h1>" in purchase_html
+    assert "| View purchase |" in purchase_html.split("</title>")[0]
+    assert "<h1>Change member</h1>" in member_html
+
+
+def test_the_view_title_is_dutch_for_a_dutch_reader(admin_client, settings):
+    settings.LANGUAGE_CODE = "nl"
+
+    html = _change_page(admin_client, factories.PurchaseFactory()).content.decode()
+
+    assert "<h1>aankoop bekijken</h1>" in html
