@@ -16,7 +16,7 @@ from loyalty.admin_readonly import ReadOnlyAdmin
 from loyalty.admin_singleton import SingletonAdmin
 from loyalty.audit.admin import AuditedModelAdmin
 from loyalty.errors import ApplicationError, ValidationFailed
-from loyalty.formats import points_text
+from loyalty.formats import money_text, points_text
 from members.models import Language
 from segmentation.models import Quadrant, Segment
 
@@ -25,6 +25,7 @@ from .errors import AudienceEmpty
 from .forms import MessageForm, PreviewForm, TestSendForm
 from .models import (
     MESSAGE_LANGUAGES,
+    BonusKind,
     Campaign,
     CampaignSettings,
     CampaignStatus,
@@ -183,12 +184,28 @@ class CampaignForm(forms.ModelForm):
             "languages",
             "holdout_percent",
             "scheduled_at",
+            "bonus_kind",
+            "bonus_points",
+            "bonus_multiplier",
+            "bonus_days",
+            "bonus_min_amount",
         ]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if not self.instance.pk and "holdout_percent" in self.fields:
             self.fields["holdout_percent"].initial = CampaignSettings.load().holdout_percent
+        # Left out of a form (no offer), the bonus fields keep their defaults.
+        for name in ("bonus_kind", "bonus_days"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_bonus_kind(self) -> str:
+        return self.cleaned_data.get("bonus_kind") or BonusKind.NONE
+
+    def clean_bonus_days(self) -> int:
+        days = self.cleaned_data.get("bonus_days")
+        return days if days is not None else Campaign._meta.get_field("bonus_days").default
 
     def clean(self):
         cleaned = super().clean()
@@ -266,10 +283,33 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
             },
         ),
         (_("Sending"), {"fields": ["holdout_percent", "holdout_seed", "scheduled_at"]}),
+        (
+            _("Bonus offer"),
+            {
+                "fields": [
+                    "bonus_kind",
+                    "bonus_points",
+                    "bonus_multiplier",
+                    "bonus_days",
+                    "bonus_min_amount",
+                    "bonus_totals_text",
+                ],
+                "description": _(
+                    "Extra points on the purchases of the members this campaign was sent to, "
+                    "within the days after their e-mail (never the holdout)."
+                ),
+            },
+        ),
     ]
     audit_adds = True
 
-    readonly_fields = ["status_text", "progress_bar", "audience_text", "holdout_seed"]
+    readonly_fields = [
+        "status_text",
+        "progress_bar",
+        "audience_text",
+        "holdout_seed",
+        "bonus_totals_text",
+    ]
 
     def has_change_permission(self, request, obj=None) -> bool:
         # Only a draft is edited; the buttons (send_campaign) move the others along.
@@ -354,6 +394,16 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
                 "waiting": points_text(progress.waiting),
             },
         )
+
+    @admin.display(description=_("bonus points awarded / their cost"))
+    def bonus_totals_text(self, campaign: Campaign) -> str:
+        if campaign.pk is None or campaign.started_at is None:
+            return "-"
+        totals = selectors.campaign_bonus_totals(campaign)
+        return gettext("%(points)s points / %(cost)s") % {
+            "points": points_text(totals.points),
+            "cost": money_text(totals.cost),
+        }
 
     @admin.display(description=_("audience"))
     def audience_text(self, campaign: Campaign) -> str:

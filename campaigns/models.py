@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -119,6 +122,12 @@ class CampaignStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class BonusKind(models.TextChoices):
+    NONE = "none", _("No bonus")
+    FIXED = "fixed", _("Fixed extra points")
+    MULTIPLIER = "multiplier", _("Multiplier of the purchase's points")
+
+
 class Campaign(models.Model):
     """A one-off e-mail to an audience of segments, frozen into recipients when sending starts."""
 
@@ -162,6 +171,43 @@ class Campaign(models.Model):
         help_text=_("This share of the audience, drawn at random, receives nothing (for uplift)."),
     )
     holdout_seed = models.BigIntegerField(_("holdout seed"), null=True, blank=True, editable=False)
+    # The bonus offer: extra points on the purchases of the members it was sent to, within
+    # `bonus_days` after their own send time (docs/campaigns.md "Bonus offers").
+    bonus_kind = models.CharField(
+        _("bonus offer"), max_length=10, choices=BonusKind.choices, default=BonusKind.NONE
+    )
+    bonus_points = models.PositiveIntegerField(
+        _("bonus points per purchase"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("For a fixed bonus: the extra points each purchase earns."),
+    )
+    bonus_multiplier = models.DecimalField(
+        _("bonus multiplier"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_(
+            "For a multiplier: 2.00 means the purchase's points once more, 1.50 half of them."
+        ),
+    )
+    bonus_days = models.PositiveSmallIntegerField(
+        _("bonus valid for (days)"),
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text=_("Counted from the moment the member's e-mail was sent."),
+    )
+    bonus_min_amount = models.DecimalField(
+        _("bonus from purchase amount (EUR)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("Optional: only purchases of at least this amount earn the bonus."),
+    )
     status = models.CharField(
         _("status"), max_length=10, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
     )
@@ -196,6 +242,26 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The bonus offer's values fit its kind (errors on their fields, in the admin form)."""
+        super().clean()
+        errors: dict[str, object] = {}
+        if self.bonus_kind == BonusKind.FIXED and not self.bonus_points:
+            errors["bonus_points"] = _("Enter the extra points of a fixed bonus.")
+        if self.bonus_kind == BonusKind.MULTIPLIER:
+            if self.bonus_multiplier is None:
+                errors["bonus_multiplier"] = _("Enter the multiplier of the bonus.")
+            elif self.bonus_multiplier <= 1:
+                errors["bonus_multiplier"] = _(
+                    "A multiplier above 1.00 gives extra points (2.00 doubles them)."
+                )
+        if self.bonus_kind == BonusKind.NONE and (
+            self.bonus_points or self.bonus_multiplier is not None or self.bonus_min_amount
+        ):
+            errors["bonus_kind"] = _("Choose the kind of bonus, or clear its values.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class CampaignTransition(models.Model):

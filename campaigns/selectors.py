@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from loyalty import reasons
+from loyalty.models import LedgerEntry, ProgramSettings
 from members.models import ConsentChannel, Member
 from members.selectors import consenting_member_ids
 from rewards.models import Redemption, RedemptionStatus
@@ -156,3 +159,21 @@ def campaigns_due(*, now: dt.datetime | None = None) -> QuerySet[Campaign]:
     return Campaign.objects.filter(
         status=CampaignStatus.SCHEDULED, scheduled_at__lte=now or timezone.now()
     ).order_by("scheduled_at", "pk")
+
+
+@dataclass(frozen=True)
+class BonusTotals:
+    points: int  # awarded, net of what refunds took back
+    cost: Decimal  # in euros, at the program's value of a point (not rounded)
+
+
+def campaign_bonus_totals(campaign: Campaign) -> BonusTotals:
+    """The bonus points the campaign's offer gave (its bonus entries, less their reversals by
+    refunds) and what they cost; one query on the ledger's partial index of bonus entries."""
+    points = (
+        LedgerEntry.objects.filter(
+            reason_key=reasons.CAMPAIGN_BONUS, reason_params__campaign_id=campaign.pk
+        ).aggregate(total=Sum("points"))["total"]
+        or 0
+    )
+    return BonusTotals(points=points, cost=points * ProgramSettings.load().point_value_eur)

@@ -26,6 +26,7 @@ from .admin_paginator import EstimatedCountPaginator
 from .admin_readonly import ReadOnlyAdmin
 from .admin_singleton import SingletonAdmin
 from .audit.admin import AuditedModelAdmin
+from .earning import bonus_text
 from .errors import ApplicationError
 from .formats import factor_text, fraction_points_text, money_text, points_text
 from .forms import AdjustPointsForm, EarningDryRunForm, RefundForm
@@ -271,7 +272,10 @@ class PurchaseAdmin(admin.ModelAdmin):
         bonuses = format_html_join(
             "",
             "<li>{}: {}</li>",
-            ((bonus["label"], points_text(bonus["points"])) for bonus in data.get("bonuses", [])),
+            (
+                (bonus_text(bonus), points_text(bonus["points"]))
+                for bonus in data.get("bonuses", [])
+            ),
         )
         return format_html(
             '<div style="overflow-x:auto"><table><thead><tr><th>{}</th><th>{}</th><th>{}</th>'

@@ -18,6 +18,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from .models import EarningRule, ProgramSettings, Tier
+from .reasons import Reason, reason_render
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,22 @@ class Bonus:
     label: str  # shown to the member and in the breakdown, e.g. the campaign's name
     source: str = "campaign"  # an EntrySource value
     reference: str = ""  # what gave it, e.g. "campaign:12", for the provider's own figures
+    # The ledger reason (read in the reader's language); without one, the label as typed.
+    reason: Reason | None = None
+
+    def as_dict(self) -> dict:
+        data: dict = {"points": self.points, "label": self.label, "reference": self.reference}
+        if self.reason is not None:
+            data["reason_key"] = self.reason.key
+            data["reason_params"] = dict(self.reason.params)
+        return data
+
+
+def bonus_text(data: dict) -> str:
+    """A stored breakdown's bonus (`Bonus.as_dict`) in the reader's language."""
+    return reason_render(
+        data.get("reason_key", ""), data.get("reason_params"), fallback=data.get("label", "")
+    )
 
 
 BonusProvider = Callable[[PurchaseFacts], Iterable[Bonus]]
@@ -99,10 +116,7 @@ class EarningBreakdown:
                 for line in self.lines
             ],
             "points": self.points,
-            "bonuses": [
-                {"points": bonus.points, "label": bonus.label, "reference": bonus.reference}
-                for bonus in self.bonuses
-            ],
+            "bonuses": [bonus.as_dict() for bonus in self.bonuses],
         }
 
 

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.core.validators import MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Round
 from django.utils import timezone, translation
 from django.utils.formats import date_format, number_format
@@ -15,7 +16,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .formats import money_text, points_text
-from .reasons import reason_render
+from .reasons import CAMPAIGN_BONUS, reason_render
 
 
 def _day(moment) -> str:
@@ -554,6 +555,12 @@ class LedgerEntry(models.Model):
             # The ledger list's order and the KPIs' entries since the last rollup: without it
             # the list sorted 8M rows per page view (issue 16).
             models.Index(fields=["-created_at", "-id"], name="entry_created_idx"),
+            # A campaign's bonus points and their reversals (campaigns' results and cost).
+            models.Index(
+                KeyTransform("campaign_id", "reason_params"),
+                condition=Q(reason_key=CAMPAIGN_BONUS),
+                name="entry_campaign_bonus_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,9 +22,11 @@ REFUND = gettext_noop("Refund of purchase %(id)s")
 POINTS_EXPIRED = gettext_noop("Points expired")
 REWARD = gettext_noop("Reward: %(reward)s")
 REWARD_CANCELLED = gettext_noop("Cancelled reward: %(reward)s")
+# A campaign's bonus offer (params: campaign, campaign_id), and its reversal by a refund.
+CAMPAIGN_BONUS = gettext_noop("Bonus: %(campaign)s")
 
 # Every key the system writes; a key not listed here (an older release's) is shown as stored.
-KEYS = frozenset({PURCHASE, REFUND, POINTS_EXPIRED, REWARD, REWARD_CANCELLED})
+KEYS = frozenset({PURCHASE, REFUND, POINTS_EXPIRED, REWARD, REWARD_CANCELLED, CAMPAIGN_BONUS})
 
 
 @dataclass(frozen=True)

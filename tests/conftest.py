@@ -59,11 +59,15 @@ def _fresh_program_settings_cache():
     its own database."""
     from django.core.cache import cache
 
+    from campaigns import bonus
     from loyalty.earning import EARNING_TERMS_CACHE_KEY
 
-    cache.delete_many([ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY])
+    keys = [ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY, bonus.LIVE_BONUSES_CACHE_KEY]
+    cache.delete_many(keys)
+    bonus._local = None
     yield
-    cache.delete_many([ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY])
+    cache.delete_many(keys)
+    bonus._local = None
 
 
 @pytest.fixture

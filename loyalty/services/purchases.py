@@ -516,7 +516,7 @@ def _earning_entries(
             (
                 bonus.points,
                 EntryKind.BONUS,
-                checked_text(bonus.label, model=LedgerEntry, name="reason"),
+                bonus.reason or checked_text(bonus.label, model=LedgerEntry, name="reason"),
                 bonus.source,
             )
         )
@@ -635,6 +635,14 @@ def purchase_refund(
             created_by=created_by,
             prefer_lot=earn_lot,
         )
+    _bonuses_reverse(
+        purchase=purchase,
+        account=account,
+        refund=refund,
+        before=purchase.refunded_amount,
+        after=refunded,
+        created_by=created_by,
+    )
     if created_by is not None:  # staff refunded it in the admin (partners' refunds are theirs)
         audit_record(
             actor=created_by,
@@ -651,6 +659,55 @@ def purchase_refund(
     purchase.points_reversed = reversed_target
     purchase.save(update_fields=["refunded_amount", "points_reversed"])
     return refund
+
+
+def _share(points: int, refunded: Decimal, amount: Decimal) -> int:
+    """What of `points` a refund of `refunded` out of `amount` takes back, rounded down."""
+    if refunded >= amount:
+        return points
+    return int((Decimal(points) * refunded / amount).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _bonuses_reverse(
+    *,
+    purchase: Purchase,
+    account: PointsAccount,
+    refund: Refund,
+    before: Decimal,
+    after: Decimal,
+    created_by: User | None,
+) -> None:
+    """Take back the purchase's bonuses (a campaign's bonus offer) in the same proportion as
+    its points, each as its own reversal entry with the bonus's reason (so a campaign's
+    figures net it out). As for the points: the part of a bonus lot that expired is not
+    taken from other lots, and nothing is taken below a zero balance. The purchase's and the
+    refund's counters stay those of the purchase's own points; the shares follow from the
+    refunded amounts before and after, so no bonus is reversed twice."""
+    for lot in purchase.ledger_entries.filter(kind=EntryKind.BONUS, points__gt=0).order_by("pk"):
+        due = _share(lot.points, after, purchase.amount) - _share(
+            lot.points, before, purchase.amount
+        )
+        expired = min(_share(lot.points, after, purchase.amount), lot.expired_points) - min(
+            _share(lot.points, before, purchase.amount), lot.expired_points
+        )
+        recoverable = min(due - max(0, expired), account.balance)
+        if recoverable <= 0:
+            continue
+        _debit(
+            account=account,
+            points=recoverable,
+            kind=EntryKind.REVERSAL,
+            reason=(
+                Reason(lot.reason_key, lot.reason_params or {})
+                if lot.reason_key
+                else Reason(reasons.REFUND, {"id": purchase.external_id})
+            ),
+            source=EntrySource.REFUND,
+            purchase=purchase,
+            refund=refund,
+            created_by=created_by,
+            prefer_lot=lot,
+        )
 
 
 def earning_preview(
