@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
@@ -20,13 +20,16 @@ from loyalty.formats import money_text, points_text
 from members.models import Language
 from segmentation.models import Quadrant, Segment
 
-from . import selectors, services
+from . import automations, selectors, services
 from .errors import AudienceEmpty
 from .forms import MessageForm, PreviewForm, TestSendForm
 from .models import (
     MESSAGE_LANGUAGES,
+    Automation,
+    AutomationTrigger,
     BonusKind,
     Campaign,
+    CampaignKind,
     CampaignSettings,
     CampaignStatus,
     CampaignTransition,
@@ -311,6 +314,10 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
         "bonus_totals_text",
     ]
 
+    def get_queryset(self, request):
+        # An automation's campaign is seen and switched through its automation.
+        return super().get_queryset(request).filter(kind=CampaignKind.ONE_OFF)
+
     def has_change_permission(self, request, obj=None) -> bool:
         # Only a draft is edited; the buttons (send_campaign) move the others along.
         if obj is not None and obj.status != CampaignStatus.DRAFT:
@@ -397,13 +404,7 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
 
     @admin.display(description=_("bonus points awarded / their cost"))
     def bonus_totals_text(self, campaign: Campaign) -> str:
-        if campaign.pk is None or campaign.started_at is None:
-            return "-"
-        totals = selectors.campaign_bonus_totals(campaign)
-        return gettext("%(points)s points / %(cost)s") % {
-            "points": points_text(totals.points),
-            "cost": money_text(totals.cost),
-        }
+        return _bonus_totals_text(campaign)
 
     @admin.display(description=_("audience"))
     def audience_text(self, campaign: Campaign) -> str:
@@ -507,7 +508,16 @@ class RecipientStatusFilter(admin.SimpleListFilter):
 
 @admin.register(Recipient)
 class RecipientAdmin(ReadOnlyAdmin):
-    list_display = ["email", "campaign", "status", "skip_reason", "segment", "tier", "sent_at"]
+    list_display = [
+        "email",
+        "campaign",
+        "occurrence",
+        "status",
+        "skip_reason",
+        "segment",
+        "tier",
+        "sent_at",
+    ]
     list_filter = [RecipientStatusFilter, "campaign"]
     search_fields = ["email", "member__member_number"]
     list_select_related = ["campaign"]
@@ -519,3 +529,176 @@ class SuppressedAddressAdmin(AuditedModelAdmin, admin.ModelAdmin):
     list_display = ["email", "reason", "note", "created_at"]
     list_filter = ["reason"]
     search_fields = ["email"]
+
+
+def _bonus_totals_text(campaign: Campaign) -> str:
+    if campaign.pk is None or campaign.started_at is None:
+        return "-"
+    totals = selectors.campaign_bonus_totals(campaign)
+    return gettext("%(points)s points / %(cost)s") % {
+        "points": points_text(totals.points),
+        "cost": money_text(totals.cost),
+    }
+
+
+# The automation's bonus offer: the fields of the campaign it owns (docs/campaigns.md).
+BONUS_FIELDS = ("bonus_kind", "bonus_points", "bonus_multiplier", "bonus_days", "bonus_min_amount")
+
+
+class AutomationForm(forms.ModelForm):
+    """The automation's own fields and the bonus offer of its campaign, checked by the
+    campaign's own rules."""
+
+    # Left out of a post: no offer, the default days.
+    bonus_kind = Campaign._meta.get_field("bonus_kind").formfield(required=False)
+    bonus_points = Campaign._meta.get_field("bonus_points").formfield(required=False)
+    bonus_multiplier = Campaign._meta.get_field("bonus_multiplier").formfield(required=False)
+    bonus_days = Campaign._meta.get_field("bonus_days").formfield(required=False)
+    bonus_min_amount = Campaign._meta.get_field("bonus_min_amount").formfield(required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        campaign = self.instance.campaign if self.instance.campaign_id else Campaign()
+        for name in BONUS_FIELDS:
+            self.fields[name].initial = getattr(campaign, name)
+
+    def bonus_offer(self) -> dict:
+        offer = {name: self.cleaned_data.get(name) for name in BONUS_FIELDS}
+        offer["bonus_kind"] = offer["bonus_kind"] or BonusKind.NONE
+        if offer["bonus_days"] is None:
+            offer["bonus_days"] = Campaign._meta.get_field("bonus_days").default
+        return offer
+
+    class Meta:
+        model = Automation
+        fields = [
+            "name",
+            "trigger",
+            "message",
+            "delay_hours",
+            "days_before_expiry",
+            "segment",
+            "tier",
+            "birthday_points",
+            "holdout_percent",
+        ]
+
+    def clean(self):
+        data = super().clean()
+        trigger = data.get("trigger")
+        if trigger == AutomationTrigger.POINTS_EXPIRING and not data.get("days_before_expiry"):
+            self.add_error(
+                "days_before_expiry", gettext("Say how many days before the expiry to send.")
+            )
+        if trigger == AutomationTrigger.SEGMENT_ENTRY and not data.get("segment"):
+            self.add_error("segment", gettext("Choose the segment whose new members get this."))
+        if all(name not in self.errors for name in BONUS_FIELDS):
+            try:
+                Campaign(**self.bonus_offer()).clean()
+            except ValidationError as error:
+                for name, messages_ in error.message_dict.items():
+                    self.add_error(name if name in BONUS_FIELDS else None, messages_)
+        return data
+
+
+@admin.register(Automation)
+class AutomationAdmin(AuditedModelAdmin, admin.ModelAdmin):
+    form = AutomationForm
+    list_display = ["name", "trigger", "active", "message", "sent_recently"]
+    list_filter = ["trigger", "active"]
+    search_fields = ["name"]
+    autocomplete_fields = ["message"]
+    readonly_fields = ["active_text", "progress_text", "bonus_totals_text"]
+    fieldsets = [
+        (None, {"fields": ["name", "trigger", "message", "active_text", "progress_text"]}),
+        (
+            _("When"),
+            {"fields": ["delay_hours", "days_before_expiry", "segment", "tier"]},
+        ),
+        (_("Extras"), {"fields": ["birthday_points", "holdout_percent"]}),
+        (_("Bonus offer"), {"fields": [*BONUS_FIELDS, "bonus_totals_text"]}),
+    ]
+
+    def get_queryset(self, request):
+        return selectors.automations_with_sent().select_related("message", "campaign")
+
+    @admin.display(description=_("sent in the last 30 days"), ordering="sent_recently")
+    def sent_recently(self, automation: Automation) -> str:
+        return points_text(automation.sent_recently)
+
+    @admin.display(description=_("on"))
+    def active_text(self, automation: Automation) -> str:
+        if automation.pk is None:
+            return gettext("Off: turn it on after saving.")
+        return gettext("On") if automation.active else gettext("Off")
+
+    @admin.display(description=_("messages"))
+    def progress_text(self, automation: Automation) -> str:
+        if automation.pk is None:
+            return "-"
+        progress = selectors.campaign_progress(campaign=automation.campaign)
+        return gettext(
+            "%(sent)s sent, %(waiting)s waiting, %(holdout)s in the holdout, %(skipped)s skipped, "
+            "%(failed)s failed"
+        ) % {
+            "sent": points_text(progress.sent),
+            "waiting": points_text(progress.waiting),
+            "holdout": points_text(progress.holdout),
+            "skipped": points_text(progress.skipped),
+            "failed": points_text(progress.failed),
+        }
+
+    @admin.display(description=_("bonus points awarded / their cost"))
+    def bonus_totals_text(self, automation: Automation) -> str:
+        if automation.pk is None:
+            return "-"
+        return _bonus_totals_text(automation.campaign)
+
+    def save_model(self, request, obj, form, change) -> None:
+        automations.automation_save(automation=obj, bonus=form.bonus_offer(), by=request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # its recipients are the record of what was sent: turn it off instead
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/switch/<str:state>/",
+                self.admin_site.admin_view(self.switch_view),
+                name="campaigns_automation_switch",
+            ),
+        ] + super().get_urls()
+
+    def switch_view(self, request: HttpRequest, pk: int, state: str) -> HttpResponse:
+        """Turn on / off: one service, as the staff user (recorded in the campaign's history)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("campaigns.change_automation") or state not in ("on", "off"):
+            raise PermissionDenied
+        automation = get_object_or_404(Automation, pk=pk)
+        try:
+            automation = automations.automation_set_active(
+                automation=automation, active=state == "on", by=request.user
+            )
+        except ApplicationError as error:
+            messages.error(request, str(error.message))
+        else:
+            messages.success(
+                request,
+                gettext("The automation is on.")
+                if automation.active
+                else gettext("The automation is off."),
+            )
+        return HttpResponseRedirect(reverse("admin:campaigns_automation_change", args=[pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        automation = self.get_object(request, object_id)
+        switch = None
+        if automation is not None and request.user.has_perm("campaigns.change_automation"):
+            switch = (
+                {"state": "off", "label": gettext("Turn off")}
+                if automation.active
+                else {"state": "on", "label": gettext("Turn on")}
+            )
+        extra = {**(extra_context or {}), "automation_switch": switch}
+        return super().change_view(request, object_id, form_url, extra)

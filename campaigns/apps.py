@@ -20,3 +20,7 @@ class CampaignsConfig(AppConfig):
                 sender=Campaign,
                 dispatch_uid=f"campaigns.live_bonuses.{signal is post_save}",
             )
+
+        from .automations import subscribe
+
+        subscribe()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -11,6 +12,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from segmentation.models import Segment
 
 # The languages a message is written in, in the order the admin shows them.
 MESSAGE_LANGUAGES = ("nl", "en")
@@ -128,10 +131,25 @@ class BonusKind(models.TextChoices):
     MULTIPLIER = "multiplier", _("Multiplier of the purchase's points")
 
 
+class CampaignKind(models.TextChoices):
+    ONE_OFF = "one_off", _("One-off campaign")
+    AUTOMATION = "automation", _("Automation")
+
+
 class Campaign(models.Model):
-    """A one-off e-mail to an audience of segments, frozen into recipients when sending starts."""
+    """A one-off e-mail to an audience of segments, frozen into recipients when sending starts;
+    or the sending side of an automation (kind `automation`): sending while it is on, one
+    recipient per member and trigger occurrence."""
 
     name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(
+        _("kind"),
+        max_length=10,
+        choices=CampaignKind.choices,
+        default=CampaignKind.ONE_OFF,
+        db_default=CampaignKind.ONE_OFF,
+        editable=False,
+    )
     message = models.ForeignKey(
         Message, on_delete=models.PROTECT, related_name="campaigns", verbose_name=_("message")
     )
@@ -342,12 +360,19 @@ class Recipient(models.Model):
     message_id = models.CharField(_("Message-ID"), max_length=200, blank=True)
     last_error = models.CharField(_("last error"), max_length=300, blank=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # Which occurrence of an automation's trigger this is (a birthday's year, a lot's expiry
+    # date, a tier change, a segmentation run); blank for a one-off campaign.
+    occurrence = models.CharField(
+        _("occurrence"), max_length=40, blank=True, default="", db_default=""
+    )
 
     class Meta:
         verbose_name = _("recipient")
         verbose_name_plural = _("recipients")
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "member"], name="recipient_once"),
+            models.UniqueConstraint(
+                fields=["campaign", "member", "occurrence"], name="recipient_once_per_occurrence"
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "status"]),
@@ -387,3 +412,99 @@ class SuppressedAddress(models.Model):
 
     def __str__(self) -> str:
         return self.email
+
+
+class AutomationTrigger(models.TextChoices):
+    WELCOME = "welcome", _("Welcome (e-mail address confirmed)")
+    POINTS_EXPIRING = "points_expiring", _("Points expiring")
+    TIER_REACHED = "tier_reached", _("Tier reached")
+    TIER_LOWERED = "tier_lowered", _("Tier lowered")
+    BIRTHDAY = "birthday", _("Birthday")
+    SEGMENT_ENTRY = "segment_entry", _("Entered a segment")
+
+
+class Automation(models.Model):
+    """A lifecycle message sent when its trigger happens to a member (docs/campaigns.md,
+    "Automations"). It owns a campaign of kind `automation`: each occurrence for a member is a
+    recipient of that campaign, sent by the campaigns' pipeline with its consent, cap, holdout
+    and exactly-once rules."""
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    trigger = models.CharField(_("trigger"), max_length=20, choices=AutomationTrigger.choices)
+    active = models.BooleanField(_("on"), default=False, editable=False)
+    message = models.ForeignKey(
+        Message, on_delete=models.PROTECT, related_name="automations", verbose_name=_("message")
+    )
+    delay_hours = models.PositiveIntegerField(
+        _("delay (hours)"),
+        default=0,
+        validators=[MaxValueValidator(24 * 60)],
+        help_text=_("Send this long after the trigger; 0 sends at once."),
+    )
+    days_before_expiry = models.PositiveSmallIntegerField(
+        _("days before the points expire"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text=_("Points expiring only: how many days before the expiry date to send."),
+    )
+    segment = models.CharField(
+        _("segment"),
+        max_length=20,
+        blank=True,
+        choices=Segment.choices,
+        help_text=_("Segment entry only: sent when a recalculation moves a member into it."),
+    )
+    tier = models.ForeignKey(
+        "loyalty.Tier",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tier"),
+        help_text=_("Tier reached or lowered only: just this tier (none chosen: any tier)."),
+    )
+    birthday_points = models.PositiveIntegerField(
+        _("birthday points"),
+        default=0,
+        help_text=_("Birthday only: points every active member gets on their birthday (0: none)."),
+    )
+    holdout_percent = models.PositiveSmallIntegerField(
+        _("holdout (%)"),
+        default=10,
+        validators=[MaxValueValidator(90)],
+        help_text=_(
+            "This share of the occurrences, drawn at random, receives nothing (for uplift)."
+        ),
+    )
+    campaign = models.OneToOneField(
+        Campaign,
+        on_delete=models.PROTECT,
+        related_name="automation",
+        verbose_name=_("campaign"),
+        editable=False,
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("automation")
+        verbose_name_plural = _("automations")
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(trigger="points_expiring") | Q(days_before_expiry__isnull=False),
+                name="automation_expiry_days_set",
+            ),
+            models.CheckConstraint(
+                condition=~Q(trigger="segment_entry") | ~Q(segment=""),
+                name="automation_segment_set",
+            ),
+        ]
+        indexes = [models.Index(fields=["trigger", "active"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def delay(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.delay_hours)

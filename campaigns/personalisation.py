@@ -19,7 +19,7 @@ from django.utils.formats import date_format
 
 from loyalty.formats import money_text, points_text
 from loyalty.models import ProgramSettings, TierBasis
-from loyalty.selectors import member_balance, points_expiring, tier_progress
+from loyalty.selectors import member_balance, points_expiring, points_expiring_on, tier_progress
 from members.models import Member
 from members.selectors import profiling_objection
 from rewards.selectors import catalogue_for
@@ -39,6 +39,8 @@ VARIABLES = (
     "points.name",
     "points.expiring",
     "points.expiring_on",
+    "expiry.points",
+    "expiry.date",
     "tier.name",
     "tier.next",
     "tier.missing",
@@ -64,10 +66,31 @@ class MemberFacts:
     expiring: int
     expiring_on: dt.datetime | None
     rewards: list[tuple[str, int]] = field(default_factory=list)
+    # A points-expiring automation's occurrence: the points that expire on that day.
+    expiry_points: int = 0
+    expiry_date: dt.date | None = None
 
 
-def member_facts(*, member: Member) -> MemberFacts:
-    """Read what the member's messages may show (a few queries per member)."""
+EXPIRY_OCCURRENCE = "expiry:"
+
+
+def expiry_occurrence(day: dt.date) -> str:
+    """The occurrence of a points-expiring automation: the day the points expire."""
+    return f"{EXPIRY_OCCURRENCE}{day.isoformat()}"
+
+
+def _expiry_day(occurrence: str) -> dt.date | None:
+    if not occurrence.startswith(EXPIRY_OCCURRENCE):
+        return None
+    try:
+        return dt.date.fromisoformat(occurrence.removeprefix(EXPIRY_OCCURRENCE))
+    except ValueError:
+        return None
+
+
+def member_facts(*, member: Member, occurrence: str = "") -> MemberFacts:
+    """Read what the member's messages may show (a few queries per member); `occurrence` is the
+    recipient's (an automation's expiry day fills `expiry`)."""
     progress = tier_progress(member=member)
     segment = ""
     # The segment is a profiling result: not used to address a member who objects to it.
@@ -76,6 +99,7 @@ def member_facts(*, member: Member) -> MemberFacts:
         if score is not None and score.segment in Segment.values:
             segment = str(Segment(score.segment).label)
     expiring = points_expiring(member=member, within=EXPIRING_SOON)
+    expiry_day = _expiry_day(occurrence)
     affordable = sorted(
         (item.reward for item in catalogue_for(member=member) if item.can_redeem),
         key=lambda reward: (-reward.points_cost, reward.pk),
@@ -93,6 +117,10 @@ def member_facts(*, member: Member) -> MemberFacts:
         expiring=expiring.points,
         expiring_on=expiring.first_expiry,
         rewards=[(reward.name, reward.points_cost) for reward in affordable],
+        expiry_points=(
+            points_expiring_on(member_id=member.pk, day=expiry_day) if expiry_day else 0
+        ),
+        expiry_date=expiry_day,
     )
 
 
@@ -111,6 +139,8 @@ def sample_facts() -> MemberFacts:
         expiring=150,
         expiring_on=timezone.now() + dt.timedelta(days=21),
         rewards=[("Cinema ticket", 1000), ("Coffee", 250), ("Tote bag", 200)],
+        expiry_points=150,
+        expiry_date=timezone.localdate() + dt.timedelta(days=21),
     )
 
 
@@ -142,6 +172,10 @@ def message_context(*, facts: MemberFacts, unsubscribe_url: str) -> dict:
                 if facts.expiring_on
                 else ""
             ),
+        },
+        "expiry": {
+            "points": points_text(facts.expiry_points) if facts.expiry_points else "",
+            "date": date_format(facts.expiry_date, "DATE_FORMAT") if facts.expiry_date else "",
         },
         "tier": {
             "name": facts.tier,

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -18,6 +18,7 @@ from rewards.models import Redemption, RedemptionStatus
 from segmentation.selectors import members_in_segments
 
 from .models import (
+    Automation,
     Campaign,
     CampaignSettings,
     CampaignStatus,
@@ -64,6 +65,12 @@ def audience(*, campaign: Campaign) -> QuerySet[Member]:
         members = members.filter(points_account__tier_id__in=tier_ids)
     if campaign.languages:
         members = members.filter(language__in=campaign.languages)
+    return mailable(members)
+
+
+def mailable(members: QuerySet[Member]) -> QuerySet[Member]:
+    """`members` with a current e-mail consent and an address that is not suppressed (the
+    audience of a campaign and of each automation's occurrences)."""
     members = members.filter(pk__in=consenting_member_ids(channel=ConsentChannel.EMAIL))
     return members.alias(address=Lower("email")).exclude(address__in=suppressed_emails())
 
@@ -87,13 +94,18 @@ def audience_estimate(*, campaign: Campaign) -> AudienceEstimate:
     return AudienceEstimate(members=members, holdout=holdout, mailed=members - holdout)
 
 
-def capped_member_ids(*, now: dt.datetime | None = None, cap: int | None = None) -> QuerySet:
-    """Members who were sent `cap` marketing e-mails (any campaign) in the last 7 days."""
+def capped_member_ids(
+    *, now: dt.datetime | None = None, cap: int | None = None, among: QuerySet | None = None
+) -> QuerySet:
+    """Members who were sent `cap` marketing e-mails (any campaign) in the last 7 days (only
+    those `among` these member ids, if given: an automation's new recipients)."""
     now = now or timezone.now()
     cap = cap if cap is not None else CampaignSettings.load().frequency_cap
+    sent = Recipient.objects.filter(status=RecipientStatus.SENT, sent_at__gt=now - FREQUENCY_WINDOW)
+    if among is not None:
+        sent = sent.filter(member_id__in=among)
     return (
-        Recipient.objects.filter(status=RecipientStatus.SENT, sent_at__gt=now - FREQUENCY_WINDOW)
-        .values("member_id")
+        sent.values("member_id")
         .annotate(sent=Count("pk"))
         .filter(sent__gte=cap)
         .values("member_id")
@@ -153,6 +165,27 @@ def skip_reasons(*, campaign: Campaign) -> dict[str, int]:
         .order_by()
         .values_list("skip_reason", "n")
     )
+
+
+def automations_with_sent(*, days: int = 30, now: dt.datetime | None = None) -> QuerySet:
+    """Automations with `sent_recently`: messages their campaign sent in the last `days`."""
+    since = (now or timezone.now()) - dt.timedelta(days=days)
+    return Automation.objects.annotate(
+        sent_recently=Count(
+            "campaign__recipients",
+            filter=Q(
+                campaign__recipients__status=RecipientStatus.SENT,
+                campaign__recipients__sent_at__gte=since,
+            ),
+        )
+    )
+
+
+def active_automations(*, trigger: str) -> QuerySet[Automation]:
+    """The automations of `trigger` that are on (their campaign sending)."""
+    return Automation.objects.filter(
+        trigger=trigger, active=True, campaign__status=CampaignStatus.SENDING
+    ).select_related("campaign")
 
 
 def campaigns_due(*, now: dt.datetime | None = None) -> QuerySet[Campaign]:

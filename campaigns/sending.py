@@ -37,6 +37,7 @@ from members.selectors import consenting_member_ids
 
 from .models import (
     Campaign,
+    CampaignKind,
     CampaignSettings,
     CampaignStatus,
     Recipient,
@@ -211,7 +212,7 @@ def batch_send(
             url = unsubscribe_url(member_id=recipient.member_id, campaign_id=campaign.pk)
             rendered = message_render(
                 message=campaign.message,
-                facts=member_facts(member=recipient.member),
+                facts=member_facts(member=recipient.member, occurrence=recipient.occurrence),
                 preferred_language=recipient.language,
                 unsubscribe_url=url,
             )
@@ -268,8 +269,8 @@ def batch_send(
 
 def campaign_send(*, campaign_id: int, owner: str) -> str:
     """What one task run does: claim and send batches until the campaign is done, paused, or
-    the time slice is over. Returns "done", "stopped", "later" (retries not due yet) or
-    "continue" (time slice over)."""
+    the time slice is over. Returns "done", "stopped", "later" (retries not due yet),
+    "idle" (an automation with nothing due now) or "continue" (time slice over)."""
     from .services import campaign_finish
 
     started = time.monotonic()
@@ -286,6 +287,10 @@ def campaign_send(*, campaign_id: int, owner: str) -> str:
             result = batch_send(campaign=campaign, recipients=batch, owner=owner, pacer=pacer)
             if result.stopped:
                 return "stopped"
+        elif campaign.kind == CampaignKind.AUTOMATION:
+            # Nothing due now: an automation waits for its next occurrence or delayed row (the
+            # scheduler wakes it, docs/campaigns.md "Automations"); it never finishes.
+            return "idle"
         else:
             waiting = Recipient.objects.filter(
                 campaign_id=campaign_id,
@@ -305,9 +310,8 @@ def campaign_send(*, campaign_id: int, owner: str) -> str:
             return "continue"
 
 
-def next_run_in(campaign_id: int) -> float:
-    """Seconds until something of the campaign may be claimed (a retry or a lease ending)."""
-    now = timezone.now()
+def _next_moments(campaign_id: int) -> list[dt.datetime]:
+    """When something of the campaign may next be claimed (a retry or a lease ending)."""
     rows = Recipient.objects.filter(campaign_id=campaign_id)
     times = [
         rows.filter(status=RecipientStatus.PENDING, next_attempt_at__isnull=False)
@@ -319,7 +323,24 @@ def next_run_in(campaign_id: int) -> float:
         .values_list("claim_expires_at", flat=True)
         .first(),
     ]
-    due = [moment for moment in times if moment is not None]
+    return [moment for moment in times if moment is not None]
+
+
+def next_run_in(campaign_id: int) -> float:
+    """Seconds until something of the campaign may be claimed (a retry or a lease ending)."""
+    now = timezone.now()
+    due = _next_moments(campaign_id)
     if not due:
         return 1.0
     return max(1.0, min((moment - now).total_seconds() for moment in due) + 0.5)
+
+
+# An automation with nothing due is looked at again after at most this long (the scheduler's
+# tick kicks its campaign once `dispatch_until` has passed): a delayed message goes out within
+# this of its time even when it was recorded while a send task was finishing.
+AUTOMATION_WAKE = dt.timedelta(minutes=5)
+
+
+def automation_wake_at(campaign_id: int) -> dt.datetime:
+    """When the scheduler should give an idle automation's campaign a send task again."""
+    return min([timezone.now() + AUTOMATION_WAKE, *_next_moments(campaign_id)])

@@ -10,7 +10,17 @@ import smtplib
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import F, IntegerField, OuterRef, Subquery, Value
+from django.db.models import (
+    CharField,
+    DateTimeField,
+    F,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -26,6 +36,7 @@ from segmentation.selectors import current_run
 from .errors import AudienceEmpty, InvalidUnsubscribeLink, SendFailed, TransitionNotAllowed
 from .models import (
     Campaign,
+    CampaignKind,
     CampaignSettings,
     CampaignStatus,
     CampaignTransition,
@@ -270,20 +281,28 @@ _FROZEN_COLUMNS = (
     "attempts",
     "message_id",
     "last_error",
+    "occurrence",
+    "next_attempt_at",
 )
 
 
-def audience_freeze(*, campaign: Campaign) -> int:
-    """Write one recipient row per member of the audience, with their segment, quadrant and
-    tier now, in one INSERT ... SELECT; draw the holdout with a recorded seed; record members
-    at the frequency cap as skipped. Runs once per campaign (in its start transaction)."""
-    if Recipient.objects.filter(campaign=campaign).exists():
-        return 0
+def recipients_insert(
+    *,
+    campaign: Campaign,
+    members: QuerySet[Member],
+    occurrence: str = "",
+    next_attempt_at: dt.datetime | None = None,
+    returning: bool = False,
+) -> int | list[tuple[int, int, str]]:
+    """One `INSERT INTO campaigns_recipient ... SELECT` of a recipient per member, with their
+    segment, quadrant and tier now. With `returning`, a row that exists already (same campaign,
+    member and occurrence: an event told twice, a daily scan run twice) is left alone
+    (ON CONFLICT DO NOTHING) and the new rows' (id, member id, occurrence) are returned;
+    without it, the number of rows written."""
     run = current_run()
     scores = MemberScore.objects.filter(run=run, member_id=OuterRef("pk"))
     rows = (
-        audience(campaign=campaign)
-        .annotate(
+        members.annotate(
             frozen_campaign=Value(campaign.pk, output_field=IntegerField()),
             frozen_segment=Coalesce(Subquery(scores.values("segment")[:1]), Value("")),
             frozen_quadrant=Coalesce(Subquery(scores.values("quadrant")[:1]), Value("")),
@@ -291,6 +310,8 @@ def audience_freeze(*, campaign: Campaign) -> int:
             frozen_status=Value(RecipientStatus.PENDING.value),
             frozen_blank=Value(""),
             frozen_zero=Value(0, output_field=IntegerField()),
+            frozen_occurrence=Value(occurrence, output_field=CharField()),
+            frozen_due=Value(next_attempt_at, output_field=DateTimeField()),
         )
         .order_by("pk")
         .values_list(
@@ -307,20 +328,44 @@ def audience_freeze(*, campaign: Campaign) -> int:
             "frozen_zero",
             "frozen_blank",
             "frozen_blank",
+            "frozen_occurrence",
+            "frozen_due",
         )
     )
     select_sql, params = rows.query.sql_with_params()
     table = connection.ops.quote_name(Recipient._meta.db_table)
+    columns = ", ".join(_FROZEN_COLUMNS)
+    if not returning:
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} ({columns}) {select_sql}", params)
+            return cursor.rowcount
+    insert = connection.ops.insert_statement(on_conflict=OnConflict.IGNORE)
+    suffix = connection.ops.on_conflict_suffix_sql(
+        [Recipient._meta.get_field(name) for name in ("campaign", "member", "occurrence")],
+        OnConflict.IGNORE,
+        None,
+        None,
+    )
+    sql = f"{insert} {table} ({columns}) {select_sql} {suffix} RETURNING id, member_id, occurrence"
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({', '.join(_FROZEN_COLUMNS)}) {select_sql}", params)
-        inserted = cursor.rowcount
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def audience_freeze(*, campaign: Campaign) -> int:
+    """Write one recipient row per member of the audience, with their segment, quadrant and
+    tier now, in one INSERT ... SELECT; draw the holdout with a recorded seed; record members
+    at the frequency cap as skipped. Runs once per campaign (in its start transaction)."""
+    if Recipient.objects.filter(campaign=campaign).exists():
+        return 0
+    inserted = recipients_insert(campaign=campaign, members=audience(campaign=campaign))
     _draw_holdout(campaign)
     Recipient.objects.filter(
         campaign=campaign,
         status=RecipientStatus.PENDING,
         member_id__in=capped_member_ids(),
     ).update(status=RecipientStatus.SKIPPED, skip_reason=SkipReason.FREQUENCY_CAP)
-    return inserted
+    return inserted if isinstance(inserted, int) else len(inserted)
 
 
 _UPDATE_CHUNK = 5000
@@ -350,8 +395,8 @@ def _draw_holdout(campaign: Campaign) -> None:
 def campaign_finish(*, campaign: Campaign) -> Campaign | None:
     """Sending -> sent once no recipient waits (a worker calls it; idempotent)."""
     campaign = _locked(campaign)
-    if campaign.status != CampaignStatus.SENDING:
-        return None
+    if campaign.status != CampaignStatus.SENDING or campaign.kind == CampaignKind.AUTOMATION:
+        return None  # an automation's campaign sends for as long as the automation is on
     waiting = Recipient.objects.filter(
         campaign=campaign,
         status__in=[RecipientStatus.PENDING, RecipientStatus.CLAIMED, RecipientStatus.SENDING],

@@ -16,7 +16,7 @@ def send_campaign(self, campaign_id: int) -> str:
     from loyalty.outbox.services import outbox_enqueue
 
     from .models import Campaign
-    from .sending import TIME_SLICE_SECONDS, campaign_send, next_run_in
+    from .sending import TIME_SLICE_SECONDS, automation_wake_at, campaign_send, next_run_in
     from .services import SEND_TASK
 
     owner = self.request.id or uuid.uuid4().hex
@@ -32,6 +32,10 @@ def send_campaign(self, campaign_id: int) -> str:
             dispatch_until=timezone.now() + dt.timedelta(seconds=delay + 120)
         )
         send_campaign.apply_async((campaign_id,), countdown=delay)
+    elif outcome == "idle":
+        Campaign.objects.filter(pk=campaign_id).update(
+            dispatch_until=automation_wake_at(campaign_id)
+        )
     return outcome
 
 
@@ -41,3 +45,19 @@ def tick() -> dict:
     from .services import campaigns_kick, campaigns_start_due
 
     return {"started": campaigns_start_due(), "kicked": campaigns_kick()}
+
+
+@shared_task(acks_late=True)
+def automations_birthdays() -> dict:
+    """Daily (celery beat): birthday messages and points for today's birthdays (idempotent)."""
+    from .automations import birthdays_run
+
+    return birthdays_run()
+
+
+@shared_task(acks_late=True)
+def automations_expiring_points() -> dict:
+    """Daily (celery beat): points-expiring messages N days before the points expire."""
+    from .automations import expiring_points_run
+
+    return expiring_points_run()

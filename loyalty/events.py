@@ -12,7 +12,10 @@ Plumbing: imports no domain model; every app may use it.
 Event names (the data each carries is listed in docs/decisions.md):
 member.enrolled, member.updated, consent.changed, points.earned, points.redeemed,
 points.expired, points.adjusted, points.reversed, tier.changed, reward.redeemed,
-redemption.cancelled, segment.changed.
+redemption.cancelled, segment.changed; and two that only apps inside the system hear (not
+webhook event types): member.confirmed (the e-mail address was confirmed, the member is
+active) and segments.recalculated (a segmentation run became the current one; member_id None,
+data run_id and previous_run_id).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ EVENT_NAMES = frozenset(
         "reward.redeemed",
         "redemption.cancelled",
         "segment.changed",
+        "member.confirmed",
+        "segments.recalculated",
     }
 )
 ANY = "*"

@@ -612,6 +612,31 @@ class TierChange(models.Model):
         }
 
 
+class BirthdayCredit(models.Model):
+    """Birthday points given to a member for one year: the unique key that makes them once."""
+
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.CASCADE, related_name="+", verbose_name=_("member")
+    )
+    year = models.PositiveSmallIntegerField(_("year"))
+    entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, related_name="+", verbose_name=_("ledger entry")
+    )
+
+    class Meta:
+        verbose_name = _("birthday credit")
+        verbose_name_plural = _("birthday credits")
+        constraints = [
+            models.UniqueConstraint(fields=["member", "year"], name="birthday_credit_once_a_year")
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Birthday points %(year)s: %(member)s") % {
+            "year": self.year,
+            "member": self.member,
+        }
+
+
 class ConsistencyCheck(models.Model):
     """The result of one comparison of every cached balance with its ledger sum."""
 

@@ -24,9 +24,12 @@ REWARD = gettext_noop("Reward: %(reward)s")
 REWARD_CANCELLED = gettext_noop("Cancelled reward: %(reward)s")
 # A campaign's bonus offer (params: campaign, campaign_id), and its reversal by a refund.
 CAMPAIGN_BONUS = gettext_noop("Bonus: %(campaign)s")
+BIRTHDAY = gettext_noop("Birthday points")
 
 # Every key the system writes; a key not listed here (an older release's) is shown as stored.
-KEYS = frozenset({PURCHASE, REFUND, POINTS_EXPIRED, REWARD, REWARD_CANCELLED, CAMPAIGN_BONUS})
+KEYS = frozenset(
+    {PURCHASE, REFUND, POINTS_EXPIRED, REWARD, REWARD_CANCELLED, CAMPAIGN_BONUS, BIRTHDAY}
+)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ SUPPORT_PERMISSIONS = (
     ("rewards", "change_redemption"),  # cancel for a member, check and use vouchers
     ("campaigns", "view_message"),  # what a member was sent: view only, never send
     ("campaigns", "view_campaign"),
+    ("campaigns", "view_automation"),  # which lifecycle messages run: view only
     ("campaigns", "view_recipient"),
     ("campaigns", "view_suppressedaddress"),
     ("axes", "view_accessattempt"),  # a member who is locked out calls the support desk:

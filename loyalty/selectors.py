@@ -106,6 +106,26 @@ class ExpiringPoints:
     first_expiry: dt.datetime | None  # when the earliest of those lots expires
 
 
+def local_day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The start of `day` and of the next day in the program's time zone."""
+    zone = timezone.get_current_timezone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+    return start, end
+
+
+def points_expiring_on(*, member_id: int, day: dt.date) -> int:
+    """What remains of the member's lots that expire on `day` (program's time zone)."""
+    start, end = local_day_bounds(day)
+    total = LedgerEntry.objects.filter(
+        account__member_id=member_id,
+        remaining_points__gt=0,
+        expires_at__gte=start,
+        expires_at__lt=end,
+    ).aggregate(points=Sum("remaining_points"))["points"]
+    return total or 0
+
+
 def points_expiring(
     *, member: Member, within: dt.timedelta, at: dt.datetime | None = None
 ) -> ExpiringPoints:

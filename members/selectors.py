@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import re
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from .models import (
     FaqItem,
     InvitationOptOut,
     Member,
+    MemberStatus,
     PrivacyStatement,
 )
 from .numbers import MEMBER_NUMBER_LENGTH
@@ -195,3 +198,12 @@ def member_search(queryset: QuerySet[Member], term: str) -> QuerySet[Member]:
             Q(first_name__icontains=word) | Q(last_name__icontains=word) | Q(email__icontains=word)
         )
     return queryset
+
+
+def members_with_birthday(*, on: dt.date) -> QuerySet[Member]:
+    """Active members whose birthday is `on` (a day in the program's time zone); members born
+    on 29 February celebrate on 28 February in years without one."""
+    day = Q(birth_date__month=on.month, birth_date__day=on.day)
+    if on.month == 2 and on.day == 28 and not calendar.isleap(on.year):
+        day |= Q(birth_date__month=2, birth_date__day=29)
+    return Member.objects.filter(day, status=MemberStatus.ACTIVE)

@@ -425,6 +425,7 @@ def member_confirm_email(*, token: str) -> Member:
     member.save(update_fields=["status", "enrolled_at"])
     if member.user_id:
         User.objects.filter(pk=member.user_id).update(is_active=True)
+    events.emit("member.confirmed", member_id=member.pk)
     return member
 
 

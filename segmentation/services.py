@@ -225,6 +225,10 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         )
         if events.has_subscribers("segment.changed"):
             timed("segment_events", lambda: _tell_segment_changes(run.pk, previous_id))
+        # Once per run, for set-based subscribers (the campaigns' segment-entry automations).
+        events.emit(
+            "segments.recalculated", member_id=None, run_id=run.pk, previous_run_id=previous_id
+        )
         # Deleting an old snapshot (a million rows) is cleanup, not part of the swap: it
         # runs after the commit, in its own task, and never holds up the new run.
         transaction.on_commit(_prune_later)

@@ -486,6 +486,31 @@ class RecipientFactory(factory.django.DjangoModelFactory):
     segment = "champions"
 
 
+class AutomationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.Automation"
+
+    name = factory.Sequence(lambda n: f"Welcome {n}")
+    trigger = "welcome"
+    message = factory.SubFactory(MessageFactory)
+    campaign = factory.SubFactory(CampaignFactory, kind="automation", segments=[])
+
+
+class BirthdayCreditFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "loyalty.BirthdayCredit"
+
+    member = factory.SubFactory(MemberFactory)
+    year = 2026
+    entry = factory.SubFactory(
+        LedgerEntryFactory,
+        account=factory.SubFactory(PointsAccountFactory, member=factory.SelfAttribute("...member")),
+        kind="bonus",
+        source="system",
+        reason="Birthday points",
+    )
+
+
 class SuppressedAddressFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "campaigns.SuppressedAddress"

@@ -6,6 +6,8 @@ from .api_keys import api_key_create, api_key_revoke
 from .consistency import ledger_consistency_check
 from .ledger import (
     account_lock,
+    birthday_points_credit,
+    birthday_points_credit_all,
     points_adjust,
     points_credit,
     points_debit,
@@ -30,6 +32,8 @@ __all__ = [
     "account_lock",
     "api_key_create",
     "api_key_revoke",
+    "birthday_points_credit",
+    "birthday_points_credit_all",
     "earning_preview",
     "ledger_consistency_check",
     "money",

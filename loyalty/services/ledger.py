@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from members.models import Member, User
+from members.selectors import members_with_birthday
 
 from .. import events
 from ..audit.models import AuditAction
@@ -32,6 +33,7 @@ from ..errors import (
 )
 from ..formats import points_text
 from ..models import (
+    BirthdayCredit,
     EntryKind,
     EntrySource,
     LedgerEntry,
@@ -40,7 +42,7 @@ from ..models import (
     Purchase,
     Refund,
 )
-from ..reasons import POINTS_EXPIRED, Reason
+from ..reasons import BIRTHDAY, POINTS_EXPIRED, Reason
 from .tiers import base_tier_assign
 
 logger = logging.getLogger(__name__)
@@ -391,3 +393,41 @@ def points_expire(*, now: dt.datetime | None = None) -> int:
             entry = _expire_due_lots(account=account, now=now)
             total += -entry.points if entry else 0
     return total
+
+
+@transaction.atomic
+def birthday_points_credit(*, member_id: int, points: int, year: int) -> LedgerEntry | None:
+    """The member's birthday points for `year`, at most once: under the account's lock a
+    second caller (the daily task run twice at once) finds the first's credit and adds nothing;
+    the unique (member, year) key of BirthdayCredit stands behind it. None if already given."""
+    if _whole_points(points) < 0:
+        raise InvalidPoints()
+    account = accounts_lock(member_ids={member_id})[member_id]
+    if BirthdayCredit.objects.filter(member_id=member_id, year=year).exists():
+        return None
+    entry = _credit(
+        account=account,
+        points=points,
+        kind=EntryKind.BONUS,
+        reason=Reason(BIRTHDAY),
+        source=EntrySource.SYSTEM,
+    )
+    BirthdayCredit.objects.create(member_id=member_id, year=year, entry=entry)
+    return entry
+
+
+def birthday_points_credit_all(*, on: dt.date, points: int) -> int:
+    """Birthday points for every active member whose birthday is `on` and who has none for
+    that year yet (one set-based query finds them; each credit is its own short transaction).
+    Returns how many were credited; running it again credits nobody twice."""
+    due = (
+        members_with_birthday(on=on)
+        .exclude(pk__in=BirthdayCredit.objects.filter(year=on.year).values("member_id"))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    credited = 0
+    for member_id in due.iterator(chunk_size=2000):
+        if birthday_points_credit(member_id=member_id, points=points, year=on.year) is not None:
+            credited += 1
+    return credited

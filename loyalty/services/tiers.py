@@ -231,6 +231,7 @@ def tier_change_told(change: TierChange) -> None:
         to_tier=change.to_tier.name if change.to_tier else None,
         reason=change.reason,
         figure=str(change.figure),
+        tier_change_id=change.pk,
     )
 
 
