@@ -33,6 +33,7 @@ from .models import (
     CampaignSettings,
     CampaignStatus,
     CampaignTransition,
+    LinkClick,
     Message,
     Recipient,
     RecipientStatus,
@@ -506,6 +507,21 @@ class RecipientStatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+class LinkClickInline(admin.TabularInline):
+    model = LinkClick
+    extra = 0
+    can_delete = False
+    fields = ["url", "at"]
+    readonly_fields = fields
+    verbose_name_plural = _("links clicked (first click per link)")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Recipient)
 class RecipientAdmin(ReadOnlyAdmin):
     list_display = [
@@ -517,7 +533,13 @@ class RecipientAdmin(ReadOnlyAdmin):
         "segment",
         "tier",
         "sent_at",
+        "opened_at",
+        "clicked_at",
+        "bounced_at",
+        "complained_at",
+        "unsubscribed_at",
     ]
+    inlines = [LinkClickInline]
     list_filter = [RecipientStatusFilter, "campaign"]
     search_fields = ["email", "member__member_number"]
     list_select_related = ["campaign"]

@@ -24,3 +24,9 @@ class CampaignsConfig(AppConfig):
         from .automations import subscribe
 
         subscribe()
+
+        from anymail.signals import tracking
+
+        from .esp_events import tracking_received
+
+        tracking.connect(tracking_received, dispatch_uid="campaigns.esp_events")

@@ -43,3 +43,9 @@ class InvalidUnsubscribeLink(ApplicationError):
     code = "invalid_unsubscribe_link"
     http_status = 400
     default_message = _("This unsubscribe link is not valid.")
+
+
+class InvalidTrackingLink(ApplicationError):
+    code = "invalid_tracking_link"
+    http_status = 400
+    default_message = _("This link is not valid.")

@@ -365,6 +365,11 @@ class Recipient(models.Model):
     occurrence = models.CharField(
         _("occurrence"), max_length=40, blank=True, default="", db_default=""
     )
+    opened_at = models.DateTimeField(_("opened at"), null=True, blank=True)
+    clicked_at = models.DateTimeField(_("clicked at"), null=True, blank=True)
+    bounced_at = models.DateTimeField(_("bounced at"), null=True, blank=True)
+    complained_at = models.DateTimeField(_("complained at"), null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("recipient")
@@ -381,6 +386,27 @@ class Recipient(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} ({self.get_status_display()})"
+
+
+class LinkClick(models.Model):
+    """The first click of a recipient on one link of their message (which links work); the
+    recipient's `clicked_at` is their first click on any link."""
+
+    recipient = models.ForeignKey(
+        Recipient, on_delete=models.CASCADE, related_name="link_clicks", verbose_name=_("recipient")
+    )
+    url = models.CharField(_("link"), max_length=2000)
+    at = models.DateTimeField(_("first clicked at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("link click")
+        verbose_name_plural = _("link clicks")
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "url"], name="link_click_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.url
 
 
 class SuppressionReason(models.TextChoices):

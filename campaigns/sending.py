@@ -24,6 +24,7 @@ import smtplib
 import time
 from dataclasses import dataclass
 
+from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from celery import current_app
 from django.conf import settings
 from django.core.mail import get_connection
@@ -48,6 +49,7 @@ from .personalisation import member_facts
 from .rendering import message_render
 from .selectors import suppressed_emails
 from .tokens import unsubscribe_url
+from .tracking import message_track
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +142,16 @@ def _record(recipient: Recipient, owner: str, **fields) -> None:
         ).update(**fields)
 
 
+# A mail provider (anymail) that refuses the address itself (invalid, or on its own suppression
+# list): permanent, like an SMTP 5xx. Its API errors are OSErrors (requests), retried.
+_REFUSED = (AnymailRecipientsRefused, AnymailInvalidAddress)
+
+
 def _is_permanent(error: Exception) -> bool:
     """5xx answers are permanent for this address; 4xx, dropped connections and timeouts are
     transient."""
+    if isinstance(error, _REFUSED):
+        return True
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
         return bool(codes) and all(500 <= code < 600 for code in codes)
@@ -216,6 +225,9 @@ def batch_send(
                 preferred_language=recipient.language,
                 unsubscribe_url=url,
             )
+            rendered = message_track(
+                rendered=rendered, recipient_id=recipient.pk, unsubscribe_url=url
+            )
             email = email_build(
                 rendered=rendered,
                 to=recipient.email,
@@ -223,12 +235,15 @@ def batch_send(
                 headers={"Message-ID": recipient.message_id},
                 connection=smtp,
             )
+            # Returned in a provider's webhook events (anymail), for providers that replace
+            # the Message-ID; SMTP ignores it.
+            email.metadata = {"loyalty_recipient": str(recipient.pk)}  # type: ignore[attr-defined]
             if not _mark_sending(recipient, owner):
                 continue  # taken over by another worker after our lease ended
             pacer.wait()
             try:
                 smtp.send_messages([email])
-            except OSError as error:  # smtplib.SMTPException and timeouts are OSErrors
+            except (OSError, *_REFUSED) as error:  # SMTPException, timeouts: OSErrors
                 smtp.close()  # a fresh connection for the next one
                 attempts = recipient.attempts + 1
                 if _is_permanent(error) or attempts >= MAX_ATTEMPTS:

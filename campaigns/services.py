@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import secrets
 import smtplib
 
@@ -40,10 +41,13 @@ from .models import (
     CampaignSettings,
     CampaignStatus,
     CampaignTransition,
+    LinkClick,
     Message,
     Recipient,
     RecipientStatus,
     SkipReason,
+    SuppressedAddress,
+    SuppressionReason,
 )
 from .personalisation import member_facts, sample_facts
 from .rendering import RenderedMessage, message_language, message_render
@@ -123,6 +127,8 @@ def unsubscribe(*, token: str) -> Member:
         "unsubscribe link" if campaign_id is None else f"unsubscribe link, campaign {campaign_id}"
     )
     consent_change(member=member, granted=False, source=source, channel=ConsentChannel.EMAIL)
+    if campaign_id is not None:
+        _first(Recipient.objects.filter(campaign_id=campaign_id, member=member), "unsubscribed_at")
     return member
 
 
@@ -420,3 +426,126 @@ def campaigns_kick(*, now: dt.datetime | None = None) -> list[int]:
         outbox_enqueue(SEND_TASK, campaign_id)
         kicked.append(campaign_id)
     return kicked
+
+
+# --- tracking: opens, clicks, bounces and complaints ------------------------------------------
+
+
+def _first(recipients, field: str, at: dt.datetime | None = None) -> int:
+    """Set `field` on the recipients that have none yet (the first event wins); rows changed."""
+    return recipients.filter(**{f"{field}__isnull": True}).update(**{field: at or timezone.now()})
+
+
+@transaction.atomic
+def recipient_opened(*, recipient_id: int, at: dt.datetime | None = None) -> bool:
+    """Record the first open (the pixel or the provider's open event); True if it was the first."""
+    return bool(_first(Recipient.objects.filter(pk=recipient_id), "opened_at", at))
+
+
+@transaction.atomic
+def recipient_clicked(*, recipient_id: int, url: str = "", at: dt.datetime | None = None) -> bool:
+    """Record a click: the recipient's first click (and open: a click implies one) and the first
+    click on this link. False (nothing recorded) for an unknown recipient."""
+    recipient = Recipient.objects.filter(pk=recipient_id)
+    if not recipient.exists():
+        return False
+    at = at or timezone.now()
+    _first(recipient, "clicked_at", at)
+    _first(recipient, "opened_at", at)
+    if url:
+        LinkClick.objects.bulk_create(
+            [LinkClick(recipient_id=recipient_id, url=url[:2000], at=at)], ignore_conflicts=True
+        )
+    return True
+
+
+def address_suppress(*, email: str, reason: str, note: str = "") -> None:
+    """Put an address on the suppression list: once, case-insensitively (one INSERT that does
+    nothing on the unique constraint; an address already on it keeps its first reason)."""
+    SuppressedAddress.objects.bulk_create(
+        [SuppressedAddress(email=email.strip(), reason=reason, note=note[:200])],
+        ignore_conflicts=True,
+    )
+
+
+class DeliveryEvent:
+    """What a provider's webhook reported, in our terms (campaigns.esp_events maps anymail's)."""
+
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    UNSUBSCRIBE = "unsubscribe"
+    OPEN = "open"
+    CLICK = "click"
+
+
+def recipient_for_message(*, message_id: str | None, email: str | None) -> Recipient | None:
+    """The recipient of one of our messages by its Message-ID (with or without <>); the
+    deterministic `<campaign-C.recipient-R@domain>` gives the row by primary key. The address,
+    when given, must match."""
+    match = re.fullmatch(r"<?campaign-(\d+)\.recipient-(\d+)@[^>]+>?", (message_id or "").strip())
+    if match is None:
+        return None
+    bare = message_id.strip().strip("<>")  # type: ignore[union-attr]
+    recipient = Recipient.objects.filter(
+        pk=int(match.group(2)), campaign_id=int(match.group(1)), message_id=f"<{bare}>"
+    ).first()
+    if recipient is not None and email and recipient.email.lower() != email.lower():
+        return None
+    return recipient
+
+
+@transaction.atomic
+def delivery_event_record(
+    *,
+    kind: str,
+    email: str,
+    message_id: str | None = None,
+    recipient_id: int | None = None,
+    url: str = "",
+    at: dt.datetime | None = None,
+    source: str = "",
+) -> Recipient | None:
+    """Record one provider event in one transaction: a hard bounce or a complaint puts the
+    address on the suppression list (even for a message we do not know) and stamps the
+    recipient; an unsubscribe withdraws the member's e-mail consent; opens and clicks stamp the
+    recipient. The recipient is found by our Message-ID, else by the recipient id the message
+    carried as metadata (both checked against the address). Returns the recipient found."""
+    recipient = recipient_for_message(message_id=message_id, email=email)
+    if recipient is None and recipient_id is not None:
+        recipient = Recipient.objects.filter(pk=recipient_id, email__iexact=email).first()
+    at = at or timezone.now()
+    rows = Recipient.objects.filter(pk=recipient.pk) if recipient is not None else None
+    if kind in (DeliveryEvent.HARD_BOUNCE, DeliveryEvent.COMPLAINT):
+        if email:
+            address_suppress(
+                email=email,
+                reason=SuppressionReason.HARD_BOUNCE
+                if kind == DeliveryEvent.HARD_BOUNCE
+                else SuppressionReason.COMPLAINT,
+                note=source,
+            )
+        if rows is not None:
+            field = "bounced_at" if kind == DeliveryEvent.HARD_BOUNCE else "complained_at"
+            _first(rows, field, at)
+    elif kind == DeliveryEvent.UNSUBSCRIBE:
+        member = (
+            recipient.member
+            if recipient is not None
+            else Member.objects.filter(email__iexact=email).order_by("pk").first()
+            if email
+            else None
+        )
+        if member is not None:
+            consent_change(
+                member=member,
+                granted=False,
+                source=source or "mail provider unsubscribe",
+                channel=ConsentChannel.EMAIL,
+            )
+        if rows is not None:
+            _first(rows, "unsubscribed_at", at)
+    elif kind == DeliveryEvent.OPEN and recipient is not None:
+        recipient_opened(recipient_id=recipient.pk, at=at)
+    elif kind == DeliveryEvent.CLICK and recipient is not None:
+        recipient_clicked(recipient_id=recipient.pk, url=url, at=at)
+    return recipient

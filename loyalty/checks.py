@@ -57,13 +57,24 @@ def email_backend_problem(backend: str) -> str | None:
     return None
 
 
+def bounce_webhook_problem(backend: str, anymail: dict) -> str | None:
+    """Why bounces and complaints of a mail provider would go unheard, or None."""
+    if backend.startswith("anymail.") and not anymail.get("WEBHOOK_SECRET"):
+        return (
+            f"EMAIL_BACKEND is {backend}, but ANYMAIL_WEBHOOK_SECRET is not set: the provider's "
+            "bounce and complaint webhooks are not mounted, so bounced and complaining "
+            "addresses are never suppressed and keep being mailed."
+        )
+    return None
+
+
 def deploy_settings_check(app_configs, **kwargs) -> list:
     """`check --deploy`: the development key and undelivering mail backends, any settings.
 
     Registered in LoyaltyConfig.ready() with the security tag, deploy only.
     """
     from django.conf import settings
-    from django.core.checks import Error
+    from django.core.checks import Error, Warning
 
     messages = []
     key = getattr(settings, "SECRET_KEY", "")
@@ -82,6 +93,16 @@ def deploy_settings_check(app_configs, **kwargs) -> list:
                 problem,
                 hint="Production settings refuse this; other settings modules should too.",
                 id="loyalty.E002",
+            )
+        )
+    problem = bounce_webhook_problem(settings.EMAIL_BACKEND, getattr(settings, "ANYMAIL", {}))
+    if problem:
+        messages.append(
+            Warning(
+                problem,
+                hint="Set ANYMAIL_WEBHOOK_SECRET and point the provider's tracking webhook at "
+                "/anymail/<provider>/tracking/ (docs/campaigns.md).",
+                id="loyalty.W001",
             )
         )
     return messages

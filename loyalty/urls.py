@@ -12,8 +12,12 @@ urlpatterns = [
     path("portal/", include("loyalty.points_urls")),
     path("portal/rewards/", include("rewards.urls")),
     path("portal/email/", include("campaigns.urls")),
+    path("e/", include("campaigns.tracking_urls")),
     path("", RedirectView.as_view(pattern_name="points:dashboard", permanent=False)),
 ]
+# Mail providers' bounce/complaint/open/click webhooks (django-anymail), only behind basic auth.
+if settings.ANYMAIL.get("WEBHOOK_SECRET"):
+    urlpatterns.append(path("anymail/", include("anymail.urls")))
 urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
 
 # The portal's error pages, in house style and the visitor's language.

@@ -511,6 +511,14 @@ class BirthdayCreditFactory(factory.django.DjangoModelFactory):
     )
 
 
+class LinkClickFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.LinkClick"
+
+    recipient = factory.SubFactory(RecipientFactory)
+    url = factory.Sequence(lambda n: f"https://shop.example.com/product/{n}")
+
+
 class SuppressedAddressFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "campaigns.SuppressedAddress"

@@ -5,6 +5,7 @@ in-process (eager) and e-mail written to the console. Setting DATABASE_URL and R
 switches to PostgreSQL, Redis as broker and cache, and separate worker/beat processes.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "anymail",
     # Project plumbing that every app may use (imports no domain model).
     "loyalty.outbox",
     "loyalty.partner_api",
@@ -164,6 +166,21 @@ EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
 EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"]
 if "EMAIL_FILE_PATH" in _email:
     EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+# A mail provider's API instead of SMTP, through django-anymail: EMAIL_BACKEND names its backend
+# (anymail.backends.postmark.EmailBackend, .mailgun., .amazon_ses., .sendgrid., .brevo. ...)
+# and every ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"] (ANYMAIL_POSTMARK_SERVER_TOKEN,
+# ANYMAIL_MAILGUN_API_KEY ...). ANYMAIL_WEBHOOK_SECRET ("user:password", several
+# comma-separated while rotating) protects the provider's webhooks at /anymail/<provider>/
+# tracking/ with basic auth; without it those URLs do not exist (docs/campaigns.md).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
+ANYMAIL: dict[str, object] = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and name != "ANYMAIL_WEBHOOK_SECRET"
+}
+_webhook_secrets = env.list("ANYMAIL_WEBHOOK_SECRET", default=[])
+if _webhook_secrets:
+    ANYMAIL["WEBHOOK_SECRET"] = _webhook_secrets
 
 # Redis: broker for Celery and the cache. Without it Celery runs tasks in-process.
 REDIS_URL = env("REDIS_URL", default="")

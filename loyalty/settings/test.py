@@ -22,3 +22,6 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Webhook receivers on 127.0.0.1 over http (the SSRF guard is tested with it switched off).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+# The mail providers' webhooks (django-anymail) exist only behind basic auth: tests post with
+# this user and password unless the environment gives one.
+ANYMAIL.setdefault("WEBHOOK_SECRET", ["anymail:test-webhook-secret"])  # noqa: F405

@@ -169,3 +169,19 @@ def test_check_deploy_reports_a_file_mail_backend(no_env_file):
 
     assert "loyalty.E002" in result.stderr and "filebased" in result.stderr
     assert "loyalty.E001" not in result.stderr
+
+
+def test_check_deploy_warns_of_a_mail_provider_without_its_bounce_webhook(no_env_file):
+    provider = {"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend"}
+    base = {**no_env_file, **PRODUCTION_ENV, **provider}
+
+    unheard = manage("check", "--deploy", env=base, settings="loyalty.settings.local")
+    heard = manage(
+        "check",
+        "--deploy",
+        env={**base, "ANYMAIL_WEBHOOK_SECRET": "anymail:a-long-random-secret"},
+        settings="loyalty.settings.local",
+    )
+
+    assert "loyalty.W001" in unheard.stderr and "ANYMAIL_WEBHOOK_SECRET" in unheard.stderr
+    assert "loyalty.W001" not in heard.stderr
