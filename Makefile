@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/python manage.py demo_data --if-empty
 	$(BIN)/python manage.py demo_segments
 	$(BIN)/python manage.py demo_rewards
+	$(BIN)/python manage.py demo_campaigns
 	$(BIN)/python manage.py demo_admin --url http://$(HOST):$(PORT)
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 

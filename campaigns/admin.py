@@ -16,11 +16,11 @@ from loyalty.admin_readonly import ReadOnlyAdmin
 from loyalty.admin_singleton import SingletonAdmin
 from loyalty.audit.admin import AuditedModelAdmin
 from loyalty.errors import ApplicationError, ValidationFailed
-from loyalty.formats import money_text, points_text
+from loyalty.formats import fraction_points_text, money_text, points_text
 from members.models import Language
 from segmentation.models import Quadrant, Segment
 
-from . import automations, selectors, services
+from . import automations, results, selectors, services
 from .errors import AudienceEmpty
 from .forms import MessageForm, PreviewForm, TestSendForm
 from .models import (
@@ -246,6 +246,52 @@ CAMPAIGN_ACTIONS = {
 }
 
 
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{fraction_points_text(rate * 100, 1)} %"
+
+
+def _points_interval(interval: results.Interval | None) -> tuple[str, str, str]:
+    """The difference and its interval in percentage points, as people read them."""
+    if interval is None:
+        return "-", "", ""
+    low, high = interval.low * 100, interval.high * 100
+    return (
+        fraction_points_text(interval.estimate * 100, 1),
+        fraction_points_text(low, 1),
+        fraction_points_text(high, 1),
+    )
+
+
+def _money_interval(interval: results.Interval | None) -> tuple[str, str, str]:
+    if interval is None:
+        return "-", "", ""
+    return money_text(interval.estimate), money_text(interval.low), money_text(interval.high)
+
+
+def results_rows(row: selectors.ResultRow) -> dict:
+    """One line of results, formatted for a table (numbers in the reader's language)."""
+    conversion, conversion_low, conversion_high = _points_interval(row.conversion_uplift)
+    spend, spend_low, spend_high = _money_interval(row.spend_uplift)
+    return {
+        "row": row,
+        "label": row.segment_label,
+        "rate_mailed": _percent(row.mailed.rate),
+        "rate_holdout": _percent(row.control.rate),
+        "conversion": conversion,
+        "conversion_low": conversion_low,
+        "conversion_high": conversion_high,
+        "conversion_significant": results.verdict(row.conversion_uplift)
+        in (results.Verdict.MORE, results.Verdict.LESS),
+        "spend_mailed": row.mailed.spend_per_member,
+        "spend_holdout": row.control.spend_per_member,
+        "spend": spend,
+        "spend_low": spend_low,
+        "spend_high": spend_high,
+        "spend_significant": results.verdict(row.spend_uplift)
+        in (results.Verdict.MORE, results.Verdict.LESS),
+    }
+
+
 class TransitionInline(admin.TabularInline):
     model = CampaignTransition
     extra = 0
@@ -443,12 +489,26 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
                 self.admin_site.admin_view(self.action_view),
                 name="campaigns_campaign_action",
             ),
+            path(
+                "compare/",
+                self.admin_site.admin_view(self.compare_view),
+                name="campaigns_campaign_compare",
+            ),
         ] + super().get_urls()
 
     def action_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         """The buttons: each calls one service, as the staff user, and says what happened."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        if action == "duplicate":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            source = get_object_or_404(Campaign, pk=pk)
+            copy = services.campaign_duplicate(campaign=source, by=request.user)
+            messages.success(
+                request, gettext("This is a new draft, copied from %(name)s.") % {"name": source}
+            )
+            return HttpResponseRedirect(reverse("admin:campaigns_campaign_change", args=[copy.pk]))
         if not request.user.has_perm("campaigns.send_campaign") or action not in CAMPAIGN_ACTIONS:
             raise PermissionDenied
         campaign = get_object_or_404(Campaign, pk=pk)
@@ -483,12 +543,46 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
                 for action, (label, states) in CAMPAIGN_ACTIONS.items()
                 if campaign.status in states
             ]
+        if campaign is not None and self.has_add_permission(request):
+            buttons.append({"action": "duplicate", "label": gettext("Duplicate")})
+        report = selectors.campaign_results(campaign=campaign) if campaign is not None else None
         extra = {
             **(extra_context or {}),
             "campaign_buttons": buttons,
             "auto_refresh": campaign is not None and campaign.status == CampaignStatus.SENDING,
+            "results": report,
+            "results_total": results_rows(report.total) if report else None,
+            "results_segments": [results_rows(row) for row in report.segments] if report else [],
         }
         return super().change_view(request, object_id, form_url, extra)
+
+    COMPARED = 25
+
+    def compare_view(self, request: HttpRequest) -> HttpResponse:
+        """The campaigns that were sent, newest first, with their key figures and uplift."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        campaigns = list(
+            Campaign.objects.filter(started_at__isnull=False).order_by("-started_at", "-pk")[
+                : self.COMPARED
+            ]
+        )
+        rows = []
+        for campaign in campaigns:
+            report = selectors.campaign_results(campaign=campaign)
+            if report is not None:
+                rows.append({"campaign": campaign, "report": report, **results_rows(report.total)})
+        return render(
+            request,
+            "admin/campaigns/campaign/compare.html",
+            _admin_context(
+                request,
+                gettext("Compare campaigns"),
+                opts=Campaign._meta,
+                rows=rows,
+                compared=self.COMPARED,
+            ),
+        )
 
 
 @admin.register(CampaignSettings)

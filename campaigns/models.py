@@ -100,6 +100,15 @@ class CampaignSettings(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(5000)],
         help_text=_("Recipients a worker claims and sends over one SMTP connection."),
     )
+    attribution_days = models.PositiveSmallIntegerField(
+        _("attribution window (days)"),
+        default=14,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text=_(
+            "A recipient or holdout member who buys within this many days after the send "
+            "counts as converted."
+        ),
+    )
 
     class Meta:
         verbose_name = _("campaign settings")

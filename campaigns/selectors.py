@@ -1,22 +1,27 @@
-"""Reads of campaigns: the audience of a campaign, its estimate and its progress."""
+"""Reads of campaigns: the audience of a campaign, its estimate, its progress and its results."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from loyalty import reasons
+from loyalty.formats import fraction_points_text, money_text
 from loyalty.models import LedgerEntry, ProgramSettings
 from members.models import ConsentChannel, Member
 from members.selectors import consenting_member_ids
 from rewards.models import Redemption, RedemptionStatus
+from segmentation.models import Segment
 from segmentation.selectors import members_in_segments
 
+from . import results
 from .models import (
     Automation,
     Campaign,
@@ -210,3 +215,308 @@ def campaign_bonus_totals(campaign: Campaign) -> BonusTotals:
         or 0
     )
     return BonusTotals(points=points, cost=points * ProgramSettings.load().point_value_eur)
+
+
+# --- results and uplift (docs/campaigns.md "Results and uplift") -----------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one group (mailed or holdout) did in the attribution window: members, members with a
+    purchase (not wholly refunded), and their spend net of refunds, in cents, summed and
+    squared-and-summed per member (members without a purchase count with 0)."""
+
+    members: int = 0
+    converted: int = 0
+    spend_cents: int = 0
+    spend_squares: int = 0
+
+    def __add__(self, other: Outcome) -> Outcome:
+        return Outcome(
+            self.members + other.members,
+            self.converted + other.converted,
+            self.spend_cents + other.spend_cents,
+            self.spend_squares + other.spend_squares,
+        )
+
+    @property
+    def rate(self) -> float | None:
+        return self.converted / self.members if self.members else None
+
+    @property
+    def revenue(self) -> Decimal:
+        return Decimal(self.spend_cents) / 100
+
+    @property
+    def spend_per_member(self) -> Decimal | None:
+        return (self.revenue / self.members).quantize(Decimal("0.01")) if self.members else None
+
+    @property
+    def moments(self) -> results.Moments:
+        """In euros."""
+        return results.Moments(self.members, self.spend_cents / 100, self.spend_squares / 10_000)
+
+
+# Fewer members than this in a group (a segment's holdout of 4, say): no uplift, no verdict.
+# The intervals are approximations that need a few members; a verdict from a handful misleads.
+MIN_COMPARED = 10
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """The figures of a campaign, or of one segment of it (the segment at send time)."""
+
+    segment: str
+    audience: int
+    holdout: int
+    sent: int
+    failed: int
+    skipped: int
+    bounced: int
+    opened: int
+    clicked: int
+    unsubscribed: int
+    mailed: Outcome
+    control: Outcome
+
+    @property
+    def segment_label(self) -> str:
+        if not self.segment:
+            return gettext("No segment")
+        return str(dict(Segment.choices).get(self.segment, self.segment))
+
+    @property
+    def comparable(self) -> bool:
+        return min(self.mailed.members, self.control.members) >= MIN_COMPARED
+
+    @property
+    def conversion_uplift(self) -> results.Interval | None:
+        if not self.comparable:
+            return None
+        return results.proportion_difference(
+            self.mailed.converted, self.mailed.members, self.control.converted, self.control.members
+        )
+
+    @property
+    def spend_uplift(self) -> results.Interval | None:
+        if not self.comparable:
+            return None
+        return results.mean_difference(self.mailed.moments, self.control.moments)
+
+    @property
+    def conversion_verdict(self) -> str:
+        interval = self.conversion_uplift
+        kind = results.verdict(interval)
+        if interval is None or kind in (results.Verdict.TOO_FEW, results.Verdict.NO_EFFECT):
+            return _verdict_text(kind)
+        points = fraction_points_text(abs(interval.estimate) * 100, 1)
+        if kind == results.Verdict.MORE:
+            text = gettext(
+                "Recipients converted %(points)s percentage points more often than the holdout."
+            )
+        else:
+            text = gettext(
+                "Recipients converted %(points)s percentage points less often than the holdout."
+            )
+        return text % {"points": points}
+
+    @property
+    def spend_verdict(self) -> str:
+        interval = self.spend_uplift
+        kind = results.verdict(interval)
+        if interval is None or kind in (results.Verdict.TOO_FEW, results.Verdict.NO_EFFECT):
+            return _verdict_text(kind)
+        amount = money_text(abs(interval.estimate))
+        if kind == results.Verdict.MORE:
+            text = gettext("Recipients spent %(amount)s more per member than the holdout.")
+        else:
+            text = gettext("Recipients spent %(amount)s less per member than the holdout.")
+        return text % {"amount": amount}
+
+
+def _verdict_text(kind: results.Verdict) -> str:
+    if kind == results.Verdict.TOO_FEW:
+        return gettext("Too few members in a group to compare yet.")
+    return gettext("No measurable effect yet.")
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    total: ResultRow
+    segments: list[ResultRow]
+    attribution_days: int
+    started_at: dt.datetime
+    window_closes: dt.datetime  # for the last recipient mailed; until then the figures grow
+    bonus_points: int
+    bonus_cost: Decimal
+    # Cumulative conversion rate (%) per day since the send, for the chart.
+    chart: dict
+
+    @property
+    def window_open(self) -> bool:
+        return timezone.now() < self.window_closes
+
+
+def _sql_plus_days(vendor: str, column: str, days: int) -> str:
+    if vendor == "postgresql":
+        return f"({column} + make_interval(days => {int(days)}))"
+    return f"(julianday({column}) + {int(days)})"
+
+
+def _sql_time(vendor: str, column: str) -> str:
+    return column if vendor == "postgresql" else f"julianday({column})"
+
+
+def _sql_days_between(vendor: str, later: str, earlier: str) -> str:
+    if vendor == "postgresql":
+        return f"floor(extract(epoch from ({later} - {earlier})) / 86400)::int"
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+def _buyers_sql(vendor: str, days: int) -> str:
+    """Per recipient who bought (mailed: status sent, from its sent_at; holdout: from the
+    freeze) in [t0, t0 + window), purchases not wholly refunded: their net sum and the first
+    one's day since t0, then counted, summed and squared-and-summed per group, segment and day.
+    Members without a purchase add nothing to the sums; their number comes from the counts.
+    The constant bounds (from the start to the last send + window) let the database read only
+    the purchases of those days (the purchased_at index), whatever the history holds."""
+    t0 = "CASE WHEN r.status = %s THEN %s ELSE r.sent_at END"
+    at = _sql_time(vendor, "p.purchased_at")
+    buyers = f"""
+        SELECT r.status AS status, r.segment AS segment, SUM(p.net_cents) AS spend,
+               {_sql_days_between(vendor, "MIN(p.purchased_at)", f"MIN({t0})")} AS day
+        FROM campaigns_recipient r
+        JOIN loyalty_purchase p
+          ON p.member_id = r.member_id AND p.net_cents > 0
+         AND p.purchased_at >= %s AND p.purchased_at < %s
+         AND {at} >= {_sql_time(vendor, f"({t0})")}
+         AND {at} < {_sql_plus_days(vendor, f"({t0})", days)}
+        WHERE r.campaign_id = %s AND r.status IN (%s, %s)
+        GROUP BY r.id, r.status, r.segment
+    """
+    return f"""SELECT status, segment, day, COUNT(*), SUM(spend), SUM(spend * spend)
+               FROM ({buyers}) b GROUP BY status, segment, day"""
+
+
+def campaign_results(*, campaign: Campaign) -> CampaignResults | None:
+    """A campaign's results (None before sending started): per segment at send time and in
+    total, recipients (status sent) against the holdout. Three queries besides the two settings
+    rows: recipients per segment and state; the buyers' conversions and spend (count, sum, sum
+    of squares per group, segment and day since the send, aggregated in SQL: the figures and
+    the chart); and the bonus ledger."""
+    if campaign.started_at is None:
+        return None
+    days = CampaignSettings.load().attribution_days
+    counts = list(
+        Recipient.objects.filter(campaign=campaign)
+        .values("segment")
+        .annotate(
+            audience=Count("pk"),
+            holdout=Count("pk", filter=Q(status=RecipientStatus.HOLDOUT)),
+            sent=Count("pk", filter=Q(status=RecipientStatus.SENT)),
+            failed=Count("pk", filter=Q(status=RecipientStatus.FAILED)),
+            skipped=Count("pk", filter=Q(status=RecipientStatus.SKIPPED)),
+            bounced=Count("pk", filter=Q(bounced_at__isnull=False)),
+            opened=Count("pk", filter=Q(opened_at__isnull=False)),
+            clicked=Count("pk", filter=Q(clicked_at__isnull=False)),
+            unsubscribed=Count("pk", filter=Q(unsubscribed_at__isnull=False)),
+            last_sent=Max("sent_at"),
+        )
+        .order_by()
+    )
+    last_sent = max(
+        [campaign.started_at, *(row.pop("last_sent") or campaign.started_at for row in counts)]
+    )
+    window_closes = last_sent + dt.timedelta(days=days)
+    adapt = connection.ops.adapt_datetimefield_value
+    t0_params = [RecipientStatus.HOLDOUT, adapt(campaign.started_at)]
+    params = [
+        *t0_params,
+        adapt(campaign.started_at),
+        adapt(window_closes),
+        *t0_params,
+        *t0_params,
+        campaign.pk,
+        RecipientStatus.SENT,
+        RecipientStatus.HOLDOUT,
+    ]
+    bought: dict[tuple[str, str], Outcome] = {}
+    daily: dict[str, dict[int, int]] = {RecipientStatus.SENT: {}, RecipientStatus.HOLDOUT: {}}
+    with connection.cursor() as cursor:
+        cursor.execute(_buyers_sql(connection.vendor, days), params)
+        for status, segment, day, n, spend, squares in cursor.fetchall():
+            key = (status, segment)
+            bought[key] = bought.get(key, Outcome()) + Outcome(0, n, int(spend), int(squares))
+            daily[status][int(day)] = daily[status].get(int(day), 0) + n
+    rows = []
+    for row in counts:
+        segment = row.pop("segment")
+        mailed = bought.get((RecipientStatus.SENT, segment), Outcome())
+        control = bought.get((RecipientStatus.HOLDOUT, segment), Outcome())
+        rows.append(
+            ResultRow(
+                segment=segment,
+                **row,
+                mailed=Outcome(row["sent"], *astuple(mailed)[1:]),
+                control=Outcome(row["holdout"], *astuple(control)[1:]),
+            )
+        )
+    order = {key: index for index, key in enumerate(Segment.values)}
+    rows.sort(key=lambda row: (order.get(row.segment, len(order)), row.segment))
+    total = ResultRow(
+        segment="",
+        **{
+            name: sum(getattr(row, name) for row in rows)
+            for name in (
+                "audience",
+                "holdout",
+                "sent",
+                "failed",
+                "skipped",
+                "bounced",
+                "opened",
+                "clicked",
+                "unsubscribed",
+            )
+        },
+        mailed=sum((row.mailed for row in rows), Outcome()),
+        control=sum((row.control for row in rows), Outcome()),
+    )
+    bonus = campaign_bonus_totals(campaign)
+    return CampaignResults(
+        total=total,
+        segments=rows,
+        attribution_days=days,
+        started_at=campaign.started_at,
+        window_closes=window_closes,
+        bonus_points=bonus.points,
+        bonus_cost=bonus.cost.quantize(Decimal("0.01")),
+        chart=_cumulative_chart(days, daily, total, elapsed=timezone.now() - campaign.started_at),
+    )
+
+
+def _cumulative_chart(
+    days: int, daily: dict[str, dict[int, int]], total: ResultRow, *, elapsed: dt.timedelta
+) -> dict:
+    """Day 1 is the first 24 hours after the send; days still to come have no value."""
+
+    def series(counts: dict[int, int], members: int) -> list[float | None]:
+        values: list[float | None] = []
+        running = 0
+        for day in range(days):
+            running += counts.get(day, 0)
+            future = day > elapsed.days
+            values.append(None if future or not members else round(100 * running / members, 2))
+        return values
+
+    return {
+        "days": [day + 1 for day in range(days)],
+        "mailed": series(daily[RecipientStatus.SENT], total.mailed.members),
+        "holdout": series(daily[RecipientStatus.HOLDOUT], total.control.members),
+        "labels": {
+            "mailed": gettext("Recipients"),
+            "holdout": gettext("Holdout"),
+            "x": gettext("Days since the send"),
+            "y": gettext("Converted (cumulative %)"),
+        },
+    }

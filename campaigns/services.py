@@ -24,8 +24,10 @@ from django.db.models import (
 from django.db.models.constants import OnConflict
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
+from loyalty.audit.models import AuditAction
+from loyalty.audit.services import audit_record
 from loyalty.errors import ValidationFailed
 from loyalty.outbox.services import outbox_enqueue
 from members.emails import sender_address
@@ -249,6 +251,35 @@ def campaign_cancel(*, campaign: Campaign, by: User | None) -> Campaign:
         status=RecipientStatus.SKIPPED, skip_reason=SkipReason.CANCELLED
     )
     return campaign
+
+
+@transaction.atomic
+def campaign_duplicate(*, campaign: Campaign, by: User | None) -> Campaign:
+    """A new draft with the campaign's message, audience, exclusions, filters and holdout (not
+    its schedule, state or recipients), created by `by` and recorded in the audit log."""
+    copy = Campaign.objects.create(
+        name=(gettext("%(name)s (copy)") % {"name": campaign.name})[:100],
+        message=campaign.message,
+        segments=list(campaign.segments),
+        quadrants=list(campaign.quadrants),
+        exclude_segments=list(campaign.exclude_segments),
+        exclude_quadrants=list(campaign.exclude_quadrants),
+        exclude_redeemed_days=campaign.exclude_redeemed_days,
+        languages=list(campaign.languages),
+        holdout_percent=campaign.holdout_percent,
+        created_by=by,
+    )
+    copy.rule_segments.set(campaign.rule_segments.all())
+    copy.exclude_rule_segments.set(campaign.exclude_rule_segments.all())
+    copy.tiers.set(campaign.tiers.all())
+    audit_record(
+        actor=by,
+        action=AuditAction.ADDED,
+        obj=copy,
+        description=gettext_noop("Campaign %(name)s added as a copy of %(source)s"),
+        params={"name": copy.name, "source": campaign.name},
+    )
+    return copy
 
 
 def campaigns_start_due(*, now: dt.datetime | None = None) -> list[int]:
