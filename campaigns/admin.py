@@ -268,6 +268,16 @@ def _money_interval(interval: results.Interval | None) -> tuple[str, str, str]:
     return money_text(interval.estimate), money_text(interval.low), money_text(interval.high)
 
 
+def results_context(campaign: Campaign | None) -> dict:
+    """The results section of a campaign's or an automation's page (from the cache)."""
+    report = selectors.campaign_results_cached(campaign=campaign) if campaign else None
+    return {
+        "results": report,
+        "results_total": results_rows(report.total) if report else None,
+        "results_segments": [results_rows(row) for row in report.segments] if report else [],
+    }
+
+
 def results_rows(row: selectors.ResultRow) -> dict:
     """One line of results, formatted for a table (numbers in the reader's language)."""
     conversion, conversion_low, conversion_high = _points_interval(row.conversion_uplift)
@@ -545,14 +555,11 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
             ]
         if campaign is not None and self.has_add_permission(request):
             buttons.append({"action": "duplicate", "label": gettext("Duplicate")})
-        report = selectors.campaign_results(campaign=campaign) if campaign is not None else None
         extra = {
             **(extra_context or {}),
             "campaign_buttons": buttons,
             "auto_refresh": campaign is not None and campaign.status == CampaignStatus.SENDING,
-            "results": report,
-            "results_total": results_rows(report.total) if report else None,
-            "results_segments": [results_rows(row) for row in report.segments] if report else [],
+            **results_context(campaign),
         }
         return super().change_view(request, object_id, form_url, extra)
 
@@ -569,7 +576,7 @@ class CampaignAdmin(AuditedModelAdmin, admin.ModelAdmin):
         )
         rows = []
         for campaign in campaigns:
-            report = selectors.campaign_results(campaign=campaign)
+            report = selectors.campaign_results_cached(campaign=campaign)
             if report is not None:
                 rows.append({"campaign": campaign, "report": report, **results_rows(report.total)})
         return render(
@@ -816,5 +823,9 @@ class AutomationAdmin(AuditedModelAdmin, admin.ModelAdmin):
                 if automation.active
                 else {"state": "on", "label": gettext("Turn on")}
             )
-        extra = {**(extra_context or {}), "automation_switch": switch}
+        extra = {
+            **(extra_context or {}),
+            "automation_switch": switch,
+            **results_context(automation.campaign if automation is not None else None),
+        }
         return super().change_view(request, object_id, form_url, extra)

@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import astuple, dataclass
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import Lower
@@ -352,9 +353,25 @@ class CampaignResults:
     # Cumulative conversion rate (%) per day since the send, for the chart.
     chart: dict
 
+    computed_at: dt.datetime | None = None
+
     @property
     def window_open(self) -> bool:
         return timezone.now() < self.window_closes
+
+    @property
+    def chart_data(self) -> dict:
+        """The chart's series with its labels in the reader's language (results are cached
+        for every reader: only numbers are stored)."""
+        return {
+            **self.chart,
+            "labels": {
+                "mailed": gettext("Recipients"),
+                "holdout": gettext("Holdout"),
+                "x": gettext("Days since the send"),
+                "y": gettext("Converted (cumulative %)"),
+            },
+        }
 
 
 def _sql_plus_days(vendor: str, column: str, days: int) -> str:
@@ -492,6 +509,7 @@ def campaign_results(*, campaign: Campaign) -> CampaignResults | None:
         bonus_points=bonus.points,
         bonus_cost=bonus.cost.quantize(Decimal("0.01")),
         chart=_cumulative_chart(days, daily, total, elapsed=timezone.now() - campaign.started_at),
+        computed_at=timezone.now(),
     )
 
 
@@ -513,10 +531,50 @@ def _cumulative_chart(
         "days": [day + 1 for day in range(days)],
         "mailed": series(daily[RecipientStatus.SENT], total.mailed.members),
         "holdout": series(daily[RecipientStatus.HOLDOUT], total.control.members),
-        "labels": {
-            "mailed": gettext("Recipients"),
-            "holdout": gettext("Holdout"),
-            "x": gettext("Days since the send"),
-            "y": gettext("Converted (cumulative %)"),
-        },
     }
+
+
+# Results are read from the cache: at 500,000 recipients they take a few seconds to compute,
+# and the comparison page shows 25 campaigns. The task `campaigns.tasks.results_refresh`
+# recomputes, every 10 minutes, those whose attribution window is open; a page computes (and
+# stores) what is missing. Figures of a closed window no longer change (refunds aside).
+RESULTS_CACHE_KEY = "campaigns:results:v1:{}:{}"
+
+
+def results_cache_key(campaign: Campaign) -> str:
+    """Per campaign and start (an id reused after a rollback never reads another's figures)."""
+    started = campaign.started_at.timestamp() if campaign.started_at else ""
+    return RESULTS_CACHE_KEY.format(campaign.pk, started)
+
+
+RESULTS_OPEN_SECONDS = 15 * 60
+RESULTS_CLOSED_SECONDS = 7 * 24 * 3600
+
+
+def campaign_results_store(*, campaign: Campaign) -> CampaignResults | None:
+    """Compute the campaign's results and keep them for the pages."""
+    report = campaign_results(campaign=campaign)
+    if report is not None:
+        seconds = RESULTS_OPEN_SECONDS if report.window_open else RESULTS_CLOSED_SECONDS
+        cache.set(results_cache_key(campaign), report, seconds)
+    return report
+
+
+def campaign_results_cached(*, campaign: Campaign) -> CampaignResults | None:
+    """The campaign's results as last computed (at most 15 minutes old while its window is
+    open; `computed_at` says when), computed now when none are kept."""
+    if campaign.started_at is None:
+        return None
+    report = cache.get(results_cache_key(campaign))
+    if report is None:
+        report = campaign_results_store(campaign=campaign)
+    return report
+
+
+def campaigns_with_open_results(now: dt.datetime) -> QuerySet[Campaign]:
+    """Campaigns whose figures can still change: still sending (automations always are) or
+    finished less than the attribution window (and a day) ago."""
+    days = CampaignSettings.load().attribution_days
+    return Campaign.objects.filter(started_at__isnull=False).filter(
+        Q(finished_at__isnull=True) | Q(finished_at__gte=now - dt.timedelta(days=days + 1))
+    )

@@ -9,6 +9,7 @@ import secrets
 import smtplib
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
 from django.db.models import (
@@ -53,7 +54,13 @@ from .models import (
 )
 from .personalisation import member_facts, sample_facts
 from .rendering import RenderedMessage, message_language, message_render
-from .selectors import audience, campaigns_due, capped_member_ids, holdout_size
+from .selectors import (
+    audience,
+    campaigns_due,
+    capped_member_ids,
+    holdout_size,
+    results_cache_key,
+)
 from .tokens import unsubscribe_read, unsubscribe_url
 
 SEND_TASK = "campaigns.tasks.send_campaign"
@@ -170,6 +177,9 @@ def _transition(campaign: Campaign, to: str, *, by: User | None, note: str = "")
         campaign=campaign, from_status=campaign.status, to_status=to, by=by, note=note[:200]
     )
     campaign.status = to
+    # Its cached results (selectors.campaign_results_cached) are computed afresh after a change.
+    key = results_cache_key(campaign)
+    transaction.on_commit(lambda: cache.delete(key))
     return campaign
 
 

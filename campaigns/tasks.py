@@ -61,3 +61,15 @@ def automations_expiring_points() -> dict:
     from .automations import expiring_points_run
 
     return expiring_points_run()
+
+
+@shared_task(acks_late=True)
+def results_refresh() -> int:
+    """Every 10 minutes (celery beat): recompute the results of campaigns whose attribution
+    window is open, so their pages read them from the cache."""
+    from .selectors import campaign_results_store, campaigns_with_open_results
+
+    campaigns = list(campaigns_with_open_results(timezone.now()))
+    for campaign in campaigns:
+        campaign_results_store(campaign=campaign)
+    return len(campaigns)
