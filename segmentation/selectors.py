@@ -511,6 +511,11 @@ def value_distributions(*, run: SegmentationRun) -> dict:
     }
 
 
+# Rows of a segment export fetched at a time (a server-side cursor on PostgreSQL): the export
+# holds this many in memory whatever the segment's size.
+EXPORT_CHUNK_ROWS = 5000
+
+
 def export_rows(
     *,
     run: SegmentationRun,
@@ -553,5 +558,5 @@ def export_rows(
             "p_alive",
             "expected_purchases",
         )
-        .iterator(chunk_size=5000)
+        .iterator(chunk_size=EXPORT_CHUNK_ROWS)
     )

@@ -6,10 +6,12 @@ with which indexes and triggers out of the way.
 
 from __future__ import annotations
 
+import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection, transaction
@@ -89,28 +91,39 @@ def _next_id(cursor, table: str) -> int:
     return int(cursor.fetchone()[0])
 
 
+@dataclass
+class _Ids:
+    """A chunk's rows' ids in the whole load (numbered on from the tables' next ids)."""
+
+    member: np.ndarray  # per member of the chunk
+    purchase: np.ndarray  # per purchase
+    refund: np.ndarray  # per purchase: its refund's id, -1 without one
+    account: np.ndarray  # per member: its account's id, 0 without one
+    ledger: np.ndarray  # per ledger entry
+
+
 def write_copy(
-    data: DemoData,
+    chunks: Iterable[DemoData],
     *,
     partners: list[Partner],
     tiers: list[Tier],
     terms: list[TermsVersion],
-    finish: Callable[[], DemoData] | None = None,
     progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, float]:
     """Load the generated data with binary COPY, two database connections in parallel.
 
-    With `finish` (see generate_in_stages) the purchases start loading while the ledger is
-    still being generated: the members-and-ledger connection has time to spare.
+    The data comes in member chunks (generate_chunks): while the two connections write one
+    chunk, the next is generated, so the process holds two or three chunks at most, whatever
+    the member count (bench/README.md has the peak at 1M members).
 
     Purchases load on one connection while members, accounts and the ledger load on the
-    other (2 cores, 2 PostgreSQL backends), each dropping and rebuilding its tables'
-    secondary indexes. Each connection is one transaction; should either fail, everything
-    loaded is removed again, so the database is never left half-seeded.
+    other (2 cores, 2 PostgreSQL backends), each dropping its tables' secondary indexes once
+    and rebuilding them after the last chunk. Each connection is one transaction; should
+    either fail, everything loaded is removed again, so the database is never left
+    half-seeded.
     """
     tick = progress or (lambda stage, done: None)
     timings: dict[str, float] = {}
-    m, p = data.member, data.purchase
     tables = {
         model: model._meta.db_table
         for model in (
@@ -129,21 +142,17 @@ def write_copy(
         account_base = _next_id(cursor, tables[PointsAccount])
         refund_base = _next_id(cursor, tables[Refund])
         ledger_base = _next_id(cursor, tables[LedgerEntry])
-    count = data.member_count
-    total = len(p["owner"])
-    member_ids = np.arange(member_base, member_base + count, dtype=np.int64)
-    purchase_ids = purchase_base + np.arange(total, dtype=np.int64)
-    refunded = np.flatnonzero(p["refund_cents"] > 0)
-    refund_ids = np.full(total, -1, dtype=np.int64)
-    refund_ids[refunded] = refund_base + np.arange(len(refunded))
     status_codes = [MemberStatus.ACTIVE, MemberStatus.INVITED, MemberStatus.PENDING]
-    status = np.select([m["status"] == code for code in status_codes], [0, 1, 2])
     terms_ids = np.array([version.pk for version in terms] + [-1], dtype=np.int64)
-    in_force = terms_in_force(terms, m["enrolled_us"]) if terms else np.full(count, -1)
+    written = {"purchases": 0, "members": 0, "ledger": 0}
 
-    def load_purchases(cursor) -> None:
+    def load_purchases(cursor, data: DemoData, ids: _Ids) -> None:
+        p = data.purchase
+        total = len(p["owner"])
+        purchase_ids, member_ids, refund_ids = ids.purchase, ids.member, ids.refund
+        refunded = np.flatnonzero(p["refund_cents"] > 0)
         partner_ids = partner_for(p["channel"], partners).astype(np.int64)
-        external = pgcopy.numbered_texts("D", np.arange(1, total + 1))
+        external = pgcopy.numbered_texts("D", data.first_purchase + np.arange(1, total + 1))
         store_names = [*STORES, ""]
         pieces = []
         for channel_code in range(len(CHANNELS)):
@@ -200,7 +209,11 @@ def write_copy(
             [
                 ("id", "bigint", refund_ids[refunded]),
                 ("purchase_id", "bigint", purchase_ids[refunded]),
-                ("external_id", "text", pgcopy.numbered_texts("R", refunded + 1)),
+                (
+                    "external_id",
+                    "text",
+                    pgcopy.numbered_texts("R", data.first_purchase + refunded + 1),
+                ),
                 ("amount", "cents", p["refund_cents"][refunded]),
                 ("points_reversed", "integer", p["reversed"][refunded]),
                 ("points_not_recovered", "integer", np.zeros(len(refunded), dtype=np.int64)),
@@ -208,14 +221,21 @@ def write_copy(
                 ("created_at", "timestamptz", _since_2000(p["refund_at"][refunded])),
             ],
         )
-        tick("purchases", total)
+        written["purchases"] += total
+        tick("purchases", written["purchases"])
 
-    def load_members_and_ledger(cursor) -> None:
+    def load_members_and_ledger(cursor, data: DemoData, ids: _Ids) -> None:
+        m, p, a, led = data.member, data.purchase, data.account, data.ledger
+        count, entries = data.member_count, len(data.ledger["owner"])
+        member_ids, account_ids, ledger_ids = ids.member, ids.account, ids.ledger
+        status = np.select([m["status"] == code for code in status_codes], [0, 1, 2])
+        in_force = terms_in_force(terms, m["enrolled_us"]) if terms else np.full(count, -1)
+        holders = np.flatnonzero(a["has"])
         _temporary_table(
             cursor,
             "demo_member",
             [
-                ("idx", "bigint", np.arange(count, dtype=np.int64)),
+                ("idx", "bigint", data.first_member + np.arange(count, dtype=np.int64)),
                 ("number", "bigint", m["number"].astype(np.int64)),
                 ("first", "smallint", m["first_name"]),
                 ("last", "smallint", m["last_name"]),
@@ -248,6 +268,7 @@ def write_copy(
             SELECT {member_base} + idx, 'email', consent = 1, enrolled, 'enrolment:demo',
                    NULLIF(terms, -1)
             FROM demo_member WHERE status <> 1""")
+        cursor.execute("DROP TABLE demo_member")
         if terms:
             accepted_by, accepted, accepted_at = terms_acceptances(
                 terms,
@@ -265,7 +286,8 @@ def write_copy(
                     ("accepted_at", "timestamptz", _since_2000(accepted_at)),
                 ],
             )
-        tick("members", count)
+        written["members"] += count
+        tick("members", written["members"])
 
         tier_ids = np.array([tier.pk for tier in tiers] + [-1])[a["tier"][holders]]
         _temporary_table(
@@ -290,8 +312,10 @@ def write_copy(
                 tier_since, tier_kept_until, updated_at)
             SELECT id, member, balance, NULLIF(tier, -1),
                    CASE WHEN tier <> -1 THEN since END,
-                   CASE WHEN tier <> -1 THEN since + interval '365 days' END, now()
+                   CASE WHEN tier NOT IN (-1, {int(tiers[0].pk)}) THEN since + interval '365 days' END,
+                   now()
             FROM demo_account""")
+        cursor.execute("DROP TABLE demo_account")
 
         purchase_index = led["purchase"]
         templates = reason_templates()
@@ -314,13 +338,17 @@ def write_copy(
                 reason_field = (
                     "reason",
                     "text",
-                    pgcopy.numbered_texts(prefix + "D", linked + 1, suffix=suffix),
+                    pgcopy.numbered_texts(
+                        prefix + "D", data.first_purchase + linked + 1, suffix=suffix
+                    ),
                 )
                 # jsonb's binary form: version byte 1, then the text (all one width).
                 params_field = (
                     "reason_params",
                     "text",
-                    pgcopy.numbered_texts('\x01{"id":"D', linked + 1, suffix='"}'),
+                    pgcopy.numbered_texts(
+                        '\x01{"id":"D', data.first_purchase + linked + 1, suffix='"}'
+                    ),
                 )
             else:
                 reason_field = ("reason", "text", reason)
@@ -338,10 +366,10 @@ def write_copy(
                     ("reason_key", "text", key),
                     params_field,
                     ("source", "text", str(SOURCE_BY_KIND[kind_code])),
-                    ("purchase_id", "bigint", purchase_base + linked)
+                    ("purchase_id", "bigint", ids.purchase[linked])
                     if kind_code in (0, 5) and names_purchase
                     else ("purchase_id", "bigint", None),
-                    ("refund_id", "bigint", refund_ids[linked])
+                    ("refund_id", "bigint", ids.refund[linked])
                     if kind_code == 5
                     else ("refund_id", "bigint", None),
                     ("created_by_id", "bigint", None),
@@ -353,7 +381,8 @@ def write_copy(
                     ("expired_points", "integer", led["expired"][rows]),
                 ],
             )
-        tick("ledger", entries)
+        written["ledger"] += entries
+        tick("ledger", written["ledger"])
 
     phases = [
         ("purchases", [tables[Purchase], tables[Refund]], load_purchases),
@@ -370,7 +399,7 @@ def write_copy(
         ),
     ]
 
-    def run(name: str, phase_tables: list[str], load: Callable) -> None:
+    def run(name: str, phase_tables: list[str], load: Callable, inbox: queue.Queue) -> None:
         began = time.perf_counter()
         try:
             with transaction.atomic(), connection.cursor() as django_cursor:
@@ -380,7 +409,9 @@ def write_copy(
                 cursor.execute("SET LOCAL session_replication_role = replica")
                 cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
                 with _without_secondary_indexes(cursor, phase_tables):
-                    load(cursor)
+                    while (chunk := inbox.get()) is not None:
+                        load(cursor, *chunk)
+                        del chunk  # freed before the next one arrives
                     timings[f"{name}: copy"] = round(time.perf_counter() - began, 2)
                 for table in phase_tables:
                     cursor.execute(
@@ -388,20 +419,42 @@ def write_copy(
                         f"coalesce((SELECT max(id) FROM {table}), 1))"
                     )
             timings[f"{name}: total"] = round(time.perf_counter() - began, 2)
+        except BaseException:
+            while inbox.get() is not None:  # never leave the generator blocked on a put
+                pass
+            raise
         finally:
             connection.close()  # this thread's own connection
 
+    # One chunk waits in each connection's inbox while the connections write the one before
+    # and the next is generated: at most three chunks in memory.
+    inboxes: list[queue.Queue] = [queue.Queue(maxsize=1) for _ in phases]
     with ThreadPoolExecutor(max_workers=len(phases)) as pool:
-        futures = [pool.submit(run, *phases[0])]
-        if finish is not None:
-            finish()
-        a, led = data.account, data.ledger
-        entries = len(led["owner"])
-        ledger_ids = ledger_base + np.arange(entries, dtype=np.int64)
-        holders = np.flatnonzero(a["has"])
-        account_ids = np.zeros(count, dtype=np.int64)
-        account_ids[holders] = account_base + np.arange(len(holders))
-        futures.append(pool.submit(run, *phases[1]))
+        futures = [
+            pool.submit(run, *phase, inbox) for phase, inbox in zip(phases, inboxes, strict=True)
+        ]
+        next_refund, next_account, next_entry = refund_base, account_base, ledger_base
+        try:
+            for data in chunks:
+                if any(future.done() for future in futures):
+                    break  # a connection failed: stop generating
+                ids = _chunk_ids(
+                    data,
+                    member=member_base + data.first_member,
+                    purchase=purchase_base + data.first_purchase,
+                    refund=next_refund,
+                    account=next_account,
+                    ledger=next_entry,
+                )
+                next_refund += int((data.purchase["refund_cents"] > 0).sum())
+                next_account += int(data.account["has"].sum())
+                next_entry += len(data.ledger["owner"])
+                for inbox in inboxes:
+                    inbox.put((data, ids))
+                del data, ids
+        finally:
+            for inbox in inboxes:
+                inbox.put(None)
         errors = [future.exception() for future in futures]
     if any(errors):
         flush()  # a phase may have committed: remove it, never leave half a seed
@@ -412,3 +465,24 @@ def write_copy(
             cursor.execute(f"ANALYZE {table}")
     timings["analyze"] = round(time.perf_counter() - started, 2)
     return timings
+
+
+def _chunk_ids(
+    data: DemoData, *, member: int, purchase: int, refund: int, account: int, ledger: int
+) -> _Ids:
+    """The ids of a chunk's rows, numbered on from the first id of each kind given."""
+    p = data.purchase
+    total = len(p["owner"])
+    refunded = np.flatnonzero(p["refund_cents"] > 0)
+    refund_ids = np.full(total, -1, dtype=np.int64)
+    refund_ids[refunded] = refund + np.arange(len(refunded))
+    holders = np.flatnonzero(data.account["has"])
+    account_ids = np.zeros(data.member_count, dtype=np.int64)
+    account_ids[holders] = account + np.arange(len(holders))
+    return _Ids(
+        member=member + np.arange(data.member_count, dtype=np.int64),
+        purchase=purchase + np.arange(total, dtype=np.int64),
+        refund=refund_ids,
+        account=account_ids,
+        ledger=ledger + np.arange(len(data.ledger["owner"]), dtype=np.int64),
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -136,6 +136,9 @@ REWARD_COSTS = np.array([cost for cost, _nl, _en in REDEMPTION_MENU])
 # the heterogeneity the Gamma-Gamma spend model describes.
 CUSTOMER_SHAPE = 6.0
 SPEND_SHAPE = 2.5
+# Members per chunk of generate_chunks: about 500k purchases at the benchmark's 10 a member,
+# so a chunk's arrays take about 80 MB and generating one about 250 MB more (measured).
+CHUNK_MEMBERS = 50_000
 # Expiry runs nightly at 01:00 UTC and removes what is left of the lots expired by then.
 EXPIRY_RUN_HOUR_US = 3600 * 1_000_000
 
@@ -184,6 +187,8 @@ class DemoData:
     account: dict[str, np.ndarray]
     timings: dict[str, float] = field(default_factory=dict)
     points_per_euro: Decimal = Decimal("1.00")
+    first_member: int = 0  # a chunk's (generate_chunks) first member and purchase in the whole
+    first_purchase: int = 0
 
     def breakdowns(self, rows: np.ndarray | None = None, *, prefix: bytes = b"") -> np.ndarray:
         """The earning breakdown (JSON, see breakdown.py) of the purchases `rows` (all by
@@ -245,13 +250,24 @@ def _luhn_digits(bodies: np.ndarray, length: int) -> np.ndarray:
 # --- generation ----------------------------------------------------------------------------
 
 
-def generate_in_stages(
+def generate_chunks(
     spec: DemoSpec,
     *,
     program: ProgramSettings | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[DemoData, Callable[[], DemoData]]:
-    started = time.perf_counter()
+    chunk_members: int | None = None,
+) -> Iterator[DemoData]:
+    """The demo data in member chunks: each a DemoData of `chunk_members` consecutive members
+    with all their purchases, lines, ledger and accounts (indexes local to the chunk;
+    `first_member` and `first_purchase` place it in the whole). Memory is bounded by the
+    chunk, whatever the member count.
+
+    Every member's behaviour is drawn first for all members at once (a few arrays of the
+    member count); then, chunk after chunk, the purchases and the ledger from the same random
+    stream. With one chunk (up to `chunk_members` members) the data is the same as the
+    generator's before it worked in chunks; with more the stream is consumed per chunk, so the
+    data differs from that, but it is deterministic for the seed and the chunk size.
+    """
+    chunk_members = chunk_members or CHUNK_MEMBERS
     rng = np.random.default_rng(spec.seed)
     now = spec.now or timezone.now().replace(microsecond=0)
     now_us = to_us(now)
@@ -281,6 +297,7 @@ def generate_in_stages(
     counts = np.where(buys, 1 + rng.poisson(np.maximum(expected - 1, 0) * scale), 0)
     single = np.isin(profile, [name.index("one_time"), name.index("new")])
     counts[single] = 1
+    del rate, start_low, start_high, end_low, end_high, start_days, end_days, years, expected
 
     status = np.full(count, MemberStatus.ACTIVE, dtype=object)
     special = rng.random(count)
@@ -290,7 +307,7 @@ def generate_in_stages(
         np.int64
     )
     birth_year = rng.integers(1950, 2006, count)
-    member = {
+    everyone = {
         "number": member_numbers(count, spec.seed),
         "first_name": rng.integers(0, len(FIRST_NAMES), count),
         "last_name": rng.integers(0, len(LAST_NAMES), count),
@@ -302,6 +319,46 @@ def generate_in_stages(
         "consent": rng.random(count) < 0.72,
         "profile": profile,
     }
+    behaviour = {
+        "counts": counts,
+        "start_us": start_us,
+        "end_us": end_us,
+        "mean_amount": mean_amount,
+    }
+
+    first_purchase = 0
+    for low in range(0, max(count, 1), chunk_members):
+        high = min(low + chunk_members, count)
+        data = _chunk(
+            rng,
+            spec,
+            member={key: value[low:high] for key, value in everyone.items()},
+            behaviour={key: value[low:high] for key, value in behaviour.items()},
+            now_us=now_us,
+            points_per_euro=points_per_euro,
+        )
+        data.first_member = low
+        data.first_purchase = first_purchase
+        first_purchase += len(data.purchase["owner"])
+        yield data
+
+
+def _chunk(
+    rng,
+    spec: DemoSpec,
+    *,
+    member: dict[str, np.ndarray],
+    behaviour: dict[str, np.ndarray],
+    now_us: int,
+    points_per_euro: Decimal,
+) -> DemoData:
+    """One chunk of members: their purchases (with lines and earning), then their ledger and
+    accounts; indexes are local to the chunk."""
+    started = time.perf_counter()
+    count = len(member["number"])
+    counts, mean_amount = behaviour["counts"], behaviour["mean_amount"]
+    start_us, end_us = behaviour["start_us"], behaviour["end_us"]
+    status = member["status"]
 
     # Purchases, sorted by member then time.
     total = int(counts.sum())
@@ -316,8 +373,6 @@ def generate_in_stages(
     cents = np.maximum(np.round(amount * 100), 195).astype(np.int64)
     channel = rng.choice(3, size=total, p=[0.64, 0.31, 0.05])
     store = np.where(channel == 0, rng.integers(0, len(STORES), total), -1)
-    if progress:
-        progress("purchases")
 
     # Lines: 1-3 per purchase with categories; amounts split so they add up exactly.
     if spec.lines:
@@ -385,14 +440,15 @@ def generate_in_stages(
     refund_at = np.maximum(refund_at, at + 1)
     reversed_points = np.where(refunded, (points * refund_cents) // np.maximum(cents, 1), 0)
 
-    # Account tiers: the highest tier reached after any purchase in the last 12 months.
+    # Account tiers: the highest tier reached after any purchase in the last 12 months, and
+    # at least the base tier (threshold 0) from enrolment, as the program gives every account.
     after = window_before + cents
     tier_after = np.searchsorted(thresholds, after, side="right") - 1
     recent = at > now_us - YEAR_US
-    account_tier = np.full(count, -1)
+    account_tier = np.zeros(count, dtype=np.int64)
     np.maximum.at(account_tier, owner[recent], tier_after[recent])
-    tier_since = np.zeros(count, dtype=np.int64)
-    reached = recent & (tier_after == account_tier[owner])
+    tier_since = member["enrolled_us"].astype(np.int64)
+    reached = recent & (tier_after == account_tier[owner]) & (tier_after > 0)
     np.maximum.at(tier_since, owner[reached], at[reached])
 
     purchase = {
@@ -408,8 +464,6 @@ def generate_in_stages(
         "tier_before": tier_before,
     }
     lines = {"owner": line_owner, "cents": line_cents, "category": line_category, "rule": rule}
-    if progress:
-        progress("earning")
 
     data = DemoData(
         now_us=now_us,
@@ -423,30 +477,26 @@ def generate_in_stages(
     )
     data.timings["generate: purchases"] = round(time.perf_counter() - started, 2)
 
-    def finish() -> DemoData:
-        """The ledger and the accounts (a separate stage so loading can start earlier)."""
-        began = time.perf_counter()
-        ledger = _ledger(
-            rng,
-            count=count,
-            now_us=now_us,
-            purchase=purchase,
-            status=status,
-            with_adjustments=spec.lines,
-            monthly_lots=spec.monthly_lots,
-        )
-        balance = np.bincount(ledger["owner"], weights=ledger["points"], minlength=count)
-        data.ledger = ledger
-        data.account = {
-            "balance": balance.astype(np.int64),
-            "tier": account_tier,
-            "tier_since": tier_since,
-            "has": np.bincount(ledger["owner"], minlength=count) > 0,
-        }
-        data.timings["generate: ledger"] = round(time.perf_counter() - began, 2)
-        return data
-
-    return data, finish
+    began = time.perf_counter()
+    ledger = _ledger(
+        rng,
+        count=count,
+        now_us=now_us,
+        purchase=purchase,
+        status=status,
+        with_adjustments=spec.lines,
+        monthly_lots=spec.monthly_lots,
+    )
+    balance = np.bincount(ledger["owner"], weights=ledger["points"], minlength=count)
+    data.ledger = ledger
+    data.account = {
+        "balance": balance.astype(np.int64),
+        "tier": account_tier,
+        "tier_since": tier_since,
+        "has": np.bincount(ledger["owner"], minlength=count) > 0,
+    }
+    data.timings["generate: ledger"] = round(time.perf_counter() - began, 2)
+    return data
 
 
 def generate(
@@ -454,9 +504,46 @@ def generate(
     *,
     program: ProgramSettings | None = None,
 ) -> DemoData:
-    """All demo data: purchases first, then the ledger and accounts that follow from them."""
-    _data, finish = generate_in_stages(spec, program=program)
-    return finish()
+    """All demo data in one DemoData (small demos and tests: its memory grows with the member
+    count; the writers take generate_chunks' chunks instead)."""
+    chunks = list(generate_chunks(spec, program=program))
+    if len(chunks) == 1:
+        return chunks[0]
+    return _joined(chunks)
+
+
+def _joined(chunks: list[DemoData]) -> DemoData:
+    """Chunks as one DemoData, their local indexes made global."""
+    first = chunks[0]
+
+    def join(part: str, shift: dict[str, str]) -> dict[str, np.ndarray]:
+        columns = getattr(first, part).keys()
+        joined = {}
+        for column in columns:
+            pieces = []
+            offset = 0
+            for chunk in chunks:
+                values = getattr(chunk, part)[column]
+                if column in shift:
+                    base = {"member": chunk.first_member, "purchase": chunk.first_purchase}
+                    base["line"] = offset
+                    values = np.where(values >= 0, values + base[shift[column]], values)
+                pieces.append(values)
+                if part == "lines":
+                    offset += len(chunk.purchase["owner"])
+            joined[column] = np.concatenate(pieces)
+        return joined
+
+    return DemoData(
+        now_us=first.now_us,
+        member_count=sum(chunk.member_count for chunk in chunks),
+        member=join("member", {}),
+        purchase=join("purchase", {"owner": "member"}),
+        lines=join("lines", {"owner": "line"}),
+        ledger=join("ledger", {"owner": "member", "purchase": "purchase"}),
+        account=join("account", {}),
+        points_per_euro=first.points_per_euro,
+    )
 
 
 def _owner_time_key(owner: np.ndarray, at: np.ndarray, origin: int) -> np.ndarray:

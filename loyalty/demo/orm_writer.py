@@ -65,7 +65,7 @@ def write_orm(
             [
                 Member(
                     member_number=str(m["number"][i]),
-                    email=_email(m, i),
+                    email=_email(m, i, data.first_member),
                     first_name=FIRST_NAMES[m["first_name"][i]],
                     last_name=LAST_NAMES[m["last_name"][i]],
                     birth_date=PG_EPOCH.date() + dt.timedelta(days=int(m["birth_days"][i])),
@@ -86,7 +86,7 @@ def write_orm(
             batch_size=batch,
         )
         member_pk = np.array([member.pk for member in members])
-        tick("members", data.member_count)
+        tick("members", data.first_member + data.member_count)
         ConsentRecord.objects.bulk_create(
             [
                 ConsentRecord(
@@ -126,7 +126,7 @@ def write_orm(
             [
                 Purchase(
                     partner_id=partner_pk[i],
-                    external_id=f"D{i + 1:09d}",
+                    external_id=f"D{data.first_purchase + i + 1:09d}",
                     member_id=member_pk[p["owner"][i]],
                     amount=_euros(p["cents"][i]),
                     purchased_at=from_us(int(p["at"][i])),
@@ -143,7 +143,7 @@ def write_orm(
             batch_size=batch,
         )
         purchase_pk = np.array([purchase.pk for purchase in purchases])
-        tick("purchases", len(purchases))
+        tick("purchases", data.first_purchase + len(purchases))
         lines = data.lines
         PurchaseLine.objects.bulk_create(
             [
@@ -161,7 +161,7 @@ def write_orm(
             [
                 Refund(
                     purchase_id=purchase_pk[i],
-                    external_id=f"R{i + 1:09d}",
+                    external_id=f"R{data.first_purchase + i + 1:09d}",
                     amount=_euros(p["refund_cents"][i]),
                     points_reversed=int(p["reversed"][i]),
                     created_at=from_us(int(p["refund_at"][i])),
@@ -181,8 +181,9 @@ def write_orm(
                     balance=int(a["balance"][i]),
                     tier_id=tier_pk[a["tier"][i]] if a["tier"][i] >= 0 else None,
                     tier_since=from_us(int(a["tier_since"][i])) if a["tier"][i] >= 0 else None,
+                    # The base tier (index 0) is never lost, so it has no grace period.
                     tier_kept_until=from_us(int(a["tier_since"][i])) + grace
-                    if a["tier"][i] >= 0
+                    if a["tier"][i] > 0
                     else None,
                 )
                 for i in np.flatnonzero(a["has"])
@@ -200,7 +201,16 @@ def write_orm(
         params[redeemed] = [json.loads(text) for text in redemption_params]
         LedgerEntry.objects.bulk_create(
             [
-                _entry(led, i, account_pk, purchase_pk, refund_pk, reasons[i], params[i])
+                _entry(
+                    led,
+                    i,
+                    account_pk,
+                    purchase_pk,
+                    refund_pk,
+                    reasons[i],
+                    params[i],
+                    first_purchase=data.first_purchase,
+                )
                 for i in range(len(led["owner"]))
             ],
             batch_size=batch,
@@ -208,10 +218,12 @@ def write_orm(
         tick("ledger", len(led["owner"]))
 
 
-def _entry(led, i, account_pk, purchase_pk, refund_pk, reason: str, params) -> LedgerEntry:
+def _entry(
+    led, i, account_pk, purchase_pk, refund_pk, reason: str, params, *, first_purchase: int = 0
+) -> LedgerEntry:
     kind = int(led["kind"][i])
     purchase_index = int(led["purchase"][i])
-    external = f"D{purchase_index + 1:09d}" if purchase_index >= 0 else ""
+    external = f"D{first_purchase + purchase_index + 1:09d}" if purchase_index >= 0 else ""
     return LedgerEntry(
         account_id=account_pk[led["owner"][i]],
         kind=KIND_CODES[kind],
@@ -230,10 +242,10 @@ def _entry(led, i, account_pk, purchase_pk, refund_pk, reason: str, params) -> L
     )
 
 
-def _email(m: dict, i: int) -> str:
+def _email(m: dict, i: int, first_member: int = 0) -> str:
     first = FIRST_NAMES[m["first_name"][i]].lower()
     last = LAST_NAMES[m["last_name"][i]].lower().replace(" ", "")
-    return f"{first}.{last}.{i + 1}@example.nl"
+    return f"{first}.{last}.{first_member + i + 1}@example.nl"
 
 
 def _euros(cents) -> Decimal:

@@ -373,26 +373,32 @@ def points_adjust(*, member: Member, points: int, reason: str, staff_user: User)
     return entry
 
 
-def points_expire(*, now: dt.datetime | None = None) -> int:
+def points_expire(*, now: dt.datetime | None = None, batch: int = 1000) -> int:
     """Expire what remains of every lot past its expiry date; returns the points expired.
 
     One short transaction per account, so the nightly run never holds many locks; running it
-    twice expires nothing more.
+    twice expires nothing more. The accounts with due lots are read `batch` at a time in
+    account order (keyset), so the run's memory does not grow with the number of accounts.
     """
     now = now or timezone.now()
-    account_ids = list(
-        LedgerEntry.objects.filter(remaining_points__gt=0, expires_at__lte=now)
-        .values_list("account_id", flat=True)
-        .distinct()
-        .order_by("account_id")
-    )
+    due = LedgerEntry.objects.filter(remaining_points__gt=0, expires_at__lte=now)
     total = 0
-    for account_id in account_ids:
-        with transaction.atomic():
-            account = PointsAccount.objects.select_for_update().get(pk=account_id)
-            entry = _expire_due_lots(account=account, now=now)
-            total += -entry.points if entry else 0
-    return total
+    after = 0
+    while True:
+        account_ids = list(
+            due.filter(account_id__gt=after)
+            .values_list("account_id", flat=True)
+            .distinct()
+            .order_by("account_id")[:batch]
+        )
+        for account_id in account_ids:
+            with transaction.atomic():
+                account = PointsAccount.objects.select_for_update().get(pk=account_id)
+                entry = _expire_due_lots(account=account, now=now)
+                total += -entry.points if entry else 0
+        if len(account_ids) < batch:
+            return total
+        after = account_ids[-1]
 
 
 @transaction.atomic

@@ -34,10 +34,15 @@ TIER_POINT_SOURCES = (EntrySource.PURCHASE, EntrySource.REFUND, EntrySource.CAMP
 
 
 def rolling_figures(
-    *, member_ids: Iterable[int] | None, at: dt.datetime, basis: str
+    *,
+    member_ids: Iterable[int] | None,
+    at: dt.datetime,
+    basis: str,
+    member_id_range: tuple[int, int] | None = None,
 ) -> dict[int, Decimal]:
     """The rolling 12-month spend (net of refunds) or points earned of these members (None:
-    everyone), by member id, in one grouped query; members without any are left out."""
+    everyone; `member_id_range`: the members with ids from, to, both included), by member id,
+    in one grouped query; members without any are left out."""
     since = at - relativedelta(months=12)
     rows: Iterable[tuple[int, Any]]
     if basis == TierBasis.POINTS:
@@ -49,6 +54,11 @@ def rolling_figures(
         )
         if member_ids is not None:
             entries = entries.filter(account__member_id__in=list(member_ids))
+        if member_id_range is not None:
+            entries = entries.filter(
+                account__member_id__gte=member_id_range[0],
+                account__member_id__lte=member_id_range[1],
+            )
         rows = (
             entries.values("account__member_id")
             .annotate(total=Sum("points"))
@@ -58,6 +68,10 @@ def rolling_figures(
         purchases = Purchase.objects.filter(purchased_at__gt=since, purchased_at__lte=at)
         if member_ids is not None:
             purchases = purchases.filter(member_id__in=list(member_ids))
+        if member_id_range is not None:
+            purchases = purchases.filter(
+                member_id__gte=member_id_range[0], member_id__lte=member_id_range[1]
+            )
         rows = (
             purchases.values("member_id")
             .annotate(total=Sum(F("amount") - F("refunded_amount")))
@@ -235,22 +249,47 @@ def tier_change_told(change: TierChange) -> None:
     )
 
 
-def tiers_recalculate_all(*, now: dt.datetime | None = None) -> int:
+def tiers_recalculate_all(*, now: dt.datetime | None = None, batch: int = 10_000) -> int:
     """The nightly run; returns the number of tier changes.
 
-    One grouped query finds every member's rolling figure; only the accounts whose tier
-    should move are then locked and changed, each in its own short transaction (the change
-    is re-checked under the lock, so a purchase in between is respected).
+    The accounts are read `batch` at a time in member order (keyset), with one grouped query
+    per batch for the rolling figures of its range of members, so the run's memory does not
+    grow with the number of members; only the accounts whose tier should move are then
+    locked and changed, each in its own short transaction (the change is re-checked under
+    the lock, so a purchase in between is respected).
     """
     now = now or timezone.now()
     program = ProgramSettings.load()
     tiers = earning_terms().tiers
-    figures = rolling_figures(member_ids=None, at=now, basis=program.tier_basis)
     changes = 0
-    accounts = PointsAccount.objects.order_by("pk").values_list(
+    accounts = PointsAccount.objects.order_by("member_id").values_list(
         "pk", "member_id", "tier__rank", "tier_kept_until"
     )
-    for account_id, member_id, rank, kept_until in accounts.iterator(chunk_size=10_000):
+    after = 0
+    while True:
+        rows = list(accounts.filter(member_id__gt=after)[:batch])
+        if not rows:
+            return changes
+        after = rows[-1][1]
+        figures = rolling_figures(
+            member_ids=None,
+            at=now,
+            basis=program.tier_basis,
+            member_id_range=(rows[0][1], after),
+        )
+        changes += _tiers_move(rows, figures=figures, tiers=tiers, now=now)
+
+
+def _tiers_move(
+    rows: Sequence[tuple[int, int, int | None, dt.datetime | None]],
+    *,
+    figures: dict[int, Decimal],
+    tiers: Sequence[Tier],
+    now: dt.datetime,
+) -> int:
+    """tiers_recalculate_all's changes for one batch of accounts; returns their number."""
+    changes = 0
+    for account_id, member_id, rank, kept_until in rows:
         target = qualifying_tier(Decimal(figures.get(member_id) or 0), tiers)
         target_rank = target.rank if target else -1
         current_rank = rank if rank is not None else -1

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count, Max, Sum
 
-from loyalty.models import LedgerEntry, PointsAccount, Purchase
+from loyalty.models import LedgerEntry, PointsAccount, Purchase, Tier
 from loyalty.services import ledger_consistency_check
 from members.models import Member
 from members.numbers import luhn_valid
@@ -37,6 +37,21 @@ def assert_ledger_adds_up():
         assert account.balance == (entries.aggregate(s=Sum("remaining_points"))["s"] or 0)
     assert not LedgerEntry.objects.filter(balance_after__lt=0).exists()
     assert ledger_consistency_check().mismatches == []
+    assert_every_account_has_a_tier()
+
+
+def assert_every_account_has_a_tier():
+    """At least the base tier (threshold 0) from enrolment, as the program gives every account;
+    a higher tier with its grace period, the base tier without one."""
+    base = Tier.objects.order_by("rank").first()
+    assert not PointsAccount.objects.filter(tier__isnull=True).exists()
+    assert not PointsAccount.objects.filter(tier_since__isnull=True).exists()
+    on_base = PointsAccount.objects.filter(tier=base)
+    assert on_base.exists() and PointsAccount.objects.exclude(tier=base).exists()
+    assert not on_base.filter(tier_kept_until__isnull=False).exists()
+    assert (
+        not PointsAccount.objects.exclude(tier=base).filter(tier_kept_until__isnull=True).exists()
+    )
 
 
 @pytest.mark.django_db
@@ -75,7 +90,7 @@ def test_the_members_behave_like_different_kinds_of_customers():
     assert stats.filter(last__gt=now - dt.timedelta(days=30)).count() > 100  # recent
     assert stats.filter(count__lte=5, spend__gt=600).count() > 5  # big, rare spenders
     assert stats.filter(count=0).exists()  # members who never bought
-    assert PointsAccount.objects.values("tier__name").distinct().count() == 4  # 3 tiers + none
+    assert PointsAccount.objects.values("tier__name").distinct().count() == 3  # none without one
     assert LedgerEntry.objects.values("kind").distinct().count() == 5
 
 

@@ -83,15 +83,16 @@ class Command(BaseCommand):
             # Benchmark volume: one earn entry per member-month keeps the ledger to a third.
             monthly_lots=use_copy,
         )
-        stages = ["members", "purchases", "ledger"]
+        # The seed works in member chunks and reports each stage's rows so far, per chunk.
         with tqdm(
-            total=len(stages) + 1, desc="demo data", unit="step", disable=options["verbosity"] == 0
+            total=spec.members, desc="demo data", unit="member", disable=options["verbosity"] == 0
         ) as bar:
             bar.set_postfix_str("generating")
 
             def progress(stage: str, done: int) -> None:
                 bar.set_postfix_str(f"{stage}: {done:,} rows")
-                bar.update(1)
+                if stage == "members":
+                    bar.update(done - bar.n)
 
             timings = demo.seed(spec, use_copy=use_copy, progress=progress)
             bar.update(bar.total - bar.n)
