@@ -24,6 +24,14 @@ prints every round, the medians of the wall times and of the per-round ratios (b
 stages of the fastest round, and the peak memory of the process.
 Targets on the 2-core reference machine: (b) <= 10 s and <= 2.0 x (a), peak <= 1.5 GB,
 (c) <= 30 s.
+
+--chunked: the run split by member-id range (segmentation/chunked.py) executed by 1 and then 2
+real `celery worker --pool solo` processes (subprocesses over Redis, own queue) against the
+database, beside the single-process run (services.recalculate) in this process: wall time from
+the run's start to its swap, facts / ranges / swap, and the peak memory (ru_maxrss) of every
+process that ran a part. --range-size and --clv-sample override the settings for it.
+--clv-samples 50000,100000,...,0: the CLV models fitted on seeded samples of those sizes (0: all
+customers), each predicting every customer: parameters, mean predicted CLV, fit time.
 """
 
 from __future__ import annotations
@@ -32,9 +40,12 @@ import argparse
 import datetime as dt
 import os
 import resource
+import socket
 import statistics
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +123,171 @@ def measure_clv(summary, *, months: int, rate: float, margin: float, purchase_mo
     return c_seconds
 
 
+def _start_workers(count: int, queue: str, database_url: str, redis_url: str) -> list:
+    """`count` celery worker processes (one process each: --pool solo) on `queue`."""
+    from loyalty.celery import app
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "loyalty.settings.local",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CELERY_QUEUE": queue,
+    }
+    processes, names = [], []
+    for number in range(1, count + 1):
+        name = f"{queue}-{number}@{socket.gethostname()}"
+        names.append(name)
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "loyalty", "worker", "-Q", queue]
+                + ["--pool", "solo", "--loglevel", "WARNING", "--without-gossip"]
+                + ["--without-mingle", "--without-heartbeat", "--hostname", name],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+        )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if len(app.control.ping(destination=names, timeout=1.0)) == count:
+            return processes
+        if any(process.poll() is not None for process in processes):
+            break
+    _stop_workers(processes)
+    sys.exit("the celery workers did not start")
+
+
+def _stop_workers(processes: list) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def measure_chunked(args, database_url: str) -> None:
+    """--chunked: the single-process run here, then the chunked run on 1 and 2 workers."""
+    from django.db import connection
+
+    from loyalty.celery import app
+    from segmentation import services
+    from segmentation.models import RunStatus, SegmentationRun, SegmentationSettings
+    from segmentation.tasks import recalculate_segments
+
+    overrides = {}
+    if args.range_size:
+        overrides["range_size"] = args.range_size
+    if args.clv_sample:
+        overrides["clv_sample_size"] = args.clv_sample
+    if overrides:
+        SegmentationSettings.objects.filter(pk=SegmentationSettings.load().pk).update(**overrides)
+    settings = SegmentationSettings.load()
+    print(f"range size {settings.range_size:,}, CLV sample {settings.clv_sample_size:,}")
+    connection.close()
+    single = services.recalculate()
+    if single.status != RunStatus.DONE:
+        sys.exit(f"the single-process run failed: {single.error}")
+    single_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"single process (services.recalculate)  {single.duration_seconds:7.2f} s,"
+        f" peak {single_peak:5.0f} MB (this process), {single.member_count:,} members"
+    )
+    app.conf.task_always_eager = False
+    queue = f"segbench-{uuid.uuid4().hex[:6]}"
+    app.conf.task_default_queue = queue
+    results = []
+    for workers in args.workers:
+        processes = _start_workers(workers, queue, database_url, os.environ["REDIS_URL"])
+        try:
+            for number in range(1, args.repeat + 1):
+                run = services.run_start()
+                recalculate_segments.delay(run.pk)
+                deadline = time.monotonic() + 1800
+                while time.monotonic() < deadline:
+                    run = SegmentationRun.objects.get(pk=run.pk)
+                    if run.status != RunStatus.RUNNING:
+                        break
+                    if run.error:
+                        sys.exit(f"a range failed: {run.error}")
+                    time.sleep(0.2)
+                if run.status != RunStatus.DONE:
+                    sys.exit(f"the chunked run failed: {run.error}")
+                chunks = run.parameters["chunks"]
+                peaks: dict[int, float] = {}
+                facts = chunks["facts_process"]
+                peaks[facts["pid"]] = facts["peak_rss_mb"]
+                for part in chunks["range_processes"]:
+                    peaks[part["pid"]] = max(peaks.get(part["pid"], 0), part["peak_rss_mb"])
+                range_seconds = [part["seconds"] for part in chunks["range_processes"]]
+                results.append((workers, run.duration_seconds))
+                print(
+                    f"chunked, {workers} worker process(es), round {number}:"
+                    f" {run.duration_seconds:7.2f} s = facts {run.timings['facts']:.2f}"
+                    f" + ranges ({chunks['ranges']}, {sum(range_seconds):.2f} s of work,"
+                    f" {min(range_seconds):.2f}-{max(range_seconds):.2f} s each)"
+                    f" + swap {run.timings['swap']:.2f};"
+                    f" peak per process: "
+                    + ", ".join(f"pid {pid} {mb:.0f} MB" for pid, mb in sorted(peaks.items()))
+                )
+        finally:
+            _stop_workers(processes)
+    for workers in args.workers:
+        times = [seconds for count, seconds in results if count == workers]
+        print(
+            f"median, {workers} worker process(es): {statistics.median(times):7.2f} s"
+            f" ({statistics.median(times) / single.duration_seconds:4.2f} x the single process)"
+        )
+
+
+def measure_clv_samples(sizes: list[int], settings) -> None:
+    """--clv-samples: the sample size's effect on the fitted parameters and predictions."""
+    import numpy as np
+
+    from members.models import Member, MemberStatus
+    from segmentation import clv
+    from segmentation.chunked import CLV_SAMPLE_SEED
+    from segmentation.pipeline import clv_sample, customer_summary
+    from segmentation.run_inputs import purchase_aggregates
+
+    now = dt.datetime.now(dt.UTC)
+    aggregates = purchase_aggregates(now=now, window_start=now - dt.timedelta(days=365))
+    active = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk", flat=True)
+    aggregates = aggregates[aggregates["member_id"].isin(np.fromiter(active, dtype="int64"))]
+    summary = customer_summary(aggregates.sort_values("member_id")).reset_index(drop=True)
+    print(
+        f"{len(summary):,} customers; model {settings.clv_purchase_model}, seed {CLV_SAMPLE_SEED}"
+    )
+    print(
+        "sample      fit s   r       alpha    a       b       p       q       v     mean CLV  mean E[purchases]  median CLV"
+    )
+    for size in sizes:
+        sample = clv_sample(summary, size or None, CLV_SAMPLE_SEED)
+        started = time.perf_counter()
+        model = clv.fit_customer_value(
+            sample, purchase_model=settings.clv_purchase_model, max_rows=None
+        )
+        seconds = time.perf_counter() - started
+        predicted = clv.predict_fitted(
+            model,
+            summary,
+            months=settings.clv_horizon_months,
+            monthly_discount_rate=float(settings.monthly_discount_rate),
+            margin=float(settings.margin),
+        )
+        purchases, gamma = model.purchases, model.gamma_gamma
+        print(
+            f"{(f'{size:,}' if size else 'all'):<10} {seconds:6.2f}"
+            f"  {purchases.r:.4f}  {purchases.alpha:7.3f}  {purchases.a:.4f}  {purchases.b:.4f}"
+            f"  {gamma.p:.3f}  {gamma.q:.3f}  {gamma.v:.3f}"
+            f"  {predicted['clv'].mean():9.4f}  {predicted['expected_purchases'].mean():9.5f}"
+            f"  {predicted['clv'].round(2).median():9.2f}"
+            + ("  warnings: " + str(model.fitted["warnings"]) if model.fitted["warnings"] else "")
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", default="loyalty_bench")
@@ -123,6 +299,16 @@ def main() -> None:
     parser.add_argument(
         "--synthetic", type=int, metavar="N", help="(c) only, on N generated customers, no database"
     )
+    parser.add_argument(
+        "--chunked", action="store_true", help="the chunked run on 1 and 2 worker processes"
+    )
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--range-size", type=int, help="with --chunked: members per range")
+    parser.add_argument("--clv-sample", type=int, help="with --chunked: CLV sample size")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/6", help="with --chunked")
+    parser.add_argument(
+        "--clv-samples", help="comma-separated sample sizes (0: all) of the CLV study"
+    )
     args = parser.parse_args()
     if args.synthetic:
         summary = synthetic_summary(args.synthetic)
@@ -133,7 +319,10 @@ def main() -> None:
         return
     os.environ["DATABASE_URL"] = f"postgres://postgres@{args.host}:5432/{args.database}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loyalty.settings.local")
-    os.environ.pop("REDIS_URL", None)
+    if args.chunked:
+        os.environ["REDIS_URL"] = args.redis
+    else:
+        os.environ.pop("REDIS_URL", None)
 
     import django
 
@@ -166,6 +355,12 @@ def main() -> None:
         )
     settings = SegmentationSettings.load()
     print(f"database {args.database}: {members:,} members, {purchases:,} purchases")
+    if args.clv_samples:
+        measure_clv_samples([int(size) for size in args.clv_samples.split(",")], settings)
+        return
+    if args.chunked:
+        measure_chunked(args, os.environ["DATABASE_URL"])
+        return
     print(
         f"window {settings.window_days} days, scale 1-{settings.score_scale}, "
         f"CLV horizon {settings.clv_horizon_months} months, "

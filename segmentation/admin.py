@@ -29,6 +29,7 @@ from loyalty.audit.admin import AuditedModelAdmin
 from loyalty.audit.models import AuditAction
 from loyalty.audit.services import audit_record
 from loyalty.formats import money_text
+from loyalty.outbox.services import outbox_enqueue
 from members.models import Member
 
 from . import display, selectors, services
@@ -52,6 +53,8 @@ STAGE_LABELS = {
     "write_scores": _("Writing the scores"),
     "write_rule_segments": _("Writing the rule-based segments"),
     "swap": _("Making the run current"),
+    "facts": _("Quantiles, CLV fit and medians of all members"),
+    "ranges": _("Member ranges (scores, CLV, rule segments, writing), summed"),
 }
 
 
@@ -108,6 +111,7 @@ class SegmentationSettingsAdmin(AuditedModelAdmin, SingletonAdmin):
             {"fields": ("loyalty_threshold", "profitability_threshold")},
         ),
         (_("Snapshots"), {"fields": ("retention_runs",)}),
+        (_("Scale"), {"fields": ("range_size", "clv_sample_size")}),
     )
 
 
@@ -250,6 +254,11 @@ class SegmentationRunAdmin(admin.ModelAdmin):
                 view(self.progress_view),
                 name="segmentation_segmentationrun_progress",
             ),
+            path(
+                "<path:object_id>/resume/",
+                view(self.resume_view),
+                name="segmentation_segmentationrun_resume",
+            ),
         ] + super().get_urls()
 
     def recalculate_view(self, request: HttpRequest) -> HttpResponse:
@@ -271,6 +280,26 @@ class SegmentationRunAdmin(admin.ModelAdmin):
             reverse("admin:segmentation_segmentationrun_change", args=[run.pk])
         )
 
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Hand the ranges not done of a run left running to the workers again."""
+        run = self.get_object(request, object_id)
+        if run is None:
+            return HttpResponseRedirect(reverse("admin:segmentation_segmentationrun_changelist"))
+        if request.method != "POST":
+            return HttpResponseRedirect(
+                reverse("admin:segmentation_segmentationrun_change", args=[run.pk])
+            )
+        if not request.user.has_perm("segmentation.add_segmentationrun"):
+            raise PermissionDenied
+        if run.status == RunStatus.RUNNING:
+            outbox_enqueue("segmentation.tasks.resume_segments", run.pk)
+            self.message_user(
+                request, _("The run carries on with the ranges not done."), messages.SUCCESS
+            )
+        return HttpResponseRedirect(
+            reverse("admin:segmentation_segmentationrun_change", args=[run.pk])
+        )
+
     def changelist_view(self, request, extra_context=None):
         extra = {
             "can_recalculate": request.user.has_perm("segmentation.add_segmentationrun"),
@@ -283,6 +312,10 @@ class SegmentationRunAdmin(admin.ModelAdmin):
         extra = {
             "auto_refresh": run is not None and run.status == RunStatus.RUNNING,
             "clv_fit_warnings": display.clv_fit_warnings(run.parameters) if run else [],
+            "can_resume": run is not None
+            and run.status == RunStatus.RUNNING
+            and bool(run.error)
+            and request.user.has_perm("segmentation.add_segmentationrun"),
         }
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), **extra})
 

@@ -17,7 +17,9 @@ Fitting maximises the log-likelihood in log-parameter space. It runs on the dist
 combinations with their counts as weights, which is exact; when there are more than
 MAX_FIT_ROWS input rows (a million customers), it fits on a seeded random sample of that many
 customers, whose estimates differ from the full fit by far
-less than the parameters' own uncertainty. Predictions always cover every customer.
+less than the parameters' own uncertainty. Predictions always cover every customer. A run split
+by member-id range fits once on its own seeded sample (SegmentationSettings.clv_sample_size,
+max_rows=None) and predicts range by range with the fitted models (predict_fitted).
 
 A fit can end where its parameters mean nothing (spend that hardly varies drives Gamma-Gamma's
 p to millions): fit_warnings names what makes a fit untrustworthy, the run records it and its
@@ -71,12 +73,14 @@ class GammaGammaParams:
 PURCHASE_MODELS: dict[str, type[PurchaseParams]] = {"mbgnbd": MbgNbdParams, "bgnbd": BgNbdParams}
 
 
-def _distinct(columns: dict[str, np.ndarray], weights: np.ndarray | None) -> pd.DataFrame:
+def _distinct(
+    columns: dict[str, np.ndarray], weights: np.ndarray | None, max_rows: int | None = MAX_FIT_ROWS
+) -> pd.DataFrame:
     frame = pd.DataFrame(columns)
     frame["weight"] = 1.0 if weights is None else np.asarray(weights, dtype="float64")
-    if len(frame) > MAX_FIT_ROWS:
+    if max_rows is not None and len(frame) > max_rows:
         frame = frame.sample(
-            n=MAX_FIT_ROWS, weights="weight", random_state=20051, replace=weights is not None
+            n=max_rows, weights="weight", random_state=20051, replace=weights is not None
         )
         frame["weight"] = 1.0
     return frame.groupby(list(columns), as_index=False, sort=True)["weight"].sum()
@@ -256,10 +260,17 @@ def fit_mbgnbd(frequency, recency, T, weights=None) -> MbgNbdParams:
 
 
 def fit_purchases(
-    model: type[Purchases], frequency, recency, T, weights=None
+    model: type[Purchases],
+    frequency,
+    recency,
+    T,
+    weights=None,
+    *,
+    max_rows: int | None = MAX_FIT_ROWS,
 ) -> tuple[Purchases, FitOutcome]:
     """Maximum-likelihood parameters of `model` (BgNbdParams or MbgNbdParams), and how the
-    search ended."""
+    search ended. Fitted on a seeded sample of `max_rows` customers if there are more (None:
+    on all of them)."""
     data = _distinct(
         {
             "x": np.asarray(frequency, dtype="float64"),
@@ -267,6 +278,7 @@ def fit_purchases(
             "T": np.asarray(T, dtype="float64"),
         },
         weights,
+        max_rows,
     )
     x, t_x, age, weight = (data[column].to_numpy() for column in ("x", "t_x", "T", "weight"))
     scale = float(np.average(age, weights=weight)) or 1.0
@@ -371,15 +383,16 @@ def fit_gamma_gamma(frequency, monetary_value, weights=None) -> GammaGammaParams
 
 
 def fit_gamma_gamma_outcome(
-    frequency, monetary_value, weights=None
+    frequency, monetary_value, weights=None, *, max_rows: int | None = MAX_FIT_ROWS
 ) -> tuple[GammaGammaParams, FitOutcome]:
-    """fit_gamma_gamma, and how the search ended."""
+    """fit_gamma_gamma, and how the search ended (`max_rows` as in fit_purchases)."""
     frequency = np.asarray(frequency, dtype="float64")
     monetary_value = np.asarray(monetary_value, dtype="float64")
     keep = (frequency > 0) & (monetary_value > 0)
     data = _distinct(
         {"x": frequency[keep], "m": monetary_value[keep]},
         None if weights is None else np.asarray(weights)[keep],
+        max_rows,
     )
     x, m, weight = (data[column].to_numpy() for column in ("x", "m", "weight"))
     scale = float(np.average(m, weights=weight)) or 1.0
@@ -497,6 +510,105 @@ def customer_lifetime_value(
     return value, _clip(previous[customer_pair] / bracket)
 
 
+@dataclass(frozen=True)
+class CustomerValueModel:
+    """Both fitted models, and the mean spend per purchase of customers without repeats when
+    Gamma-Gamma's own is infinite (q <= 1): what predict_fitted needs besides the customers."""
+
+    purchases: PurchaseParams
+    gamma_gamma: GammaGammaParams
+    mean_spend: float | None
+    fitted: dict  # what a run records: the model's name, the parameters, the warnings
+
+    def as_json(self) -> dict:
+        """What a chunked run stores for its range tasks (from_json reads it back)."""
+        return {"fitted": self.fitted, "mean_spend": self.mean_spend}
+
+    @classmethod
+    def from_json(cls, data: dict) -> CustomerValueModel:
+        fitted = data["fitted"]
+        name = fitted["purchase_model"]
+        return cls(
+            purchases=PURCHASE_MODELS[name](**fitted[name]),
+            gamma_gamma=GammaGammaParams(**fitted["gamma_gamma"]),
+            mean_spend=data["mean_spend"],
+            fitted=fitted,
+        )
+
+
+def fit_customer_value(
+    summary: pd.DataFrame, *, purchase_model: str = "mbgnbd", max_rows: int | None = MAX_FIT_ROWS
+) -> CustomerValueModel:
+    """Fit the purchase model (a PURCHASE_MODELS name) and Gamma-Gamma on `summary` (days; on
+    a seeded sample of `max_rows` customers if there are more, None: all of them)."""
+    purchase_params, purchase_outcome = fit_purchases(
+        PURCHASE_MODELS[purchase_model],
+        summary["frequency"],
+        summary["recency"],
+        summary["T"],
+        max_rows=max_rows,
+    )
+    gamma_gamma, gamma_gamma_outcome = fit_gamma_gamma_outcome(
+        summary["frequency"], summary["monetary_value"], max_rows=max_rows
+    )
+    x = summary["frequency"].to_numpy(dtype="float64")
+    monetary = summary["monetary_value"].to_numpy(dtype="float64")
+    # With q <= 1 the model's mean spend p v / (q - 1) is infinite (a warning says so): members
+    # without repeats get the observed mean repeat spend instead of a negative one.
+    mean_spend = None if gamma_gamma.q > 1 else float(monetary[(x > 0) & (monetary > 0)].mean())
+    return CustomerValueModel(
+        purchases=purchase_params,
+        gamma_gamma=gamma_gamma,
+        mean_spend=mean_spend,
+        fitted={
+            "purchase_model": purchase_model,
+            purchase_model: asdict(purchase_params),
+            "gamma_gamma": asdict(gamma_gamma),
+            "warnings": fit_warnings(purchase_model, purchase_params, purchase_outcome)
+            + fit_warnings("gamma_gamma", gamma_gamma, gamma_gamma_outcome),
+        },
+    )
+
+
+def predict_fitted(
+    model: CustomerValueModel,
+    summary: pd.DataFrame,
+    *,
+    months: int,
+    monthly_discount_rate: float,
+    margin: float,
+    units_per_month: float = 30.4375,
+) -> pd.DataFrame:
+    """Per customer of `summary` (days) over `months`: expected purchases, P(alive), expected
+    spend per purchase and CLV, by the fitted `model`. Each customer's figures depend on their
+    own row only, so a chunked run predicts range by range."""
+    x, t_x, T = (
+        summary[column].to_numpy(dtype="float64") for column in ("frequency", "recency", "T")
+    )
+    monetary = summary["monetary_value"].to_numpy(dtype="float64")
+    value, purchases = customer_lifetime_value(
+        model.purchases,
+        model.gamma_gamma,
+        summary,
+        months=months,
+        monthly_discount_rate=monthly_discount_rate,
+        margin=margin,
+        units_per_month=units_per_month,
+        population_mean_spend=model.mean_spend,
+    )
+    return pd.DataFrame(
+        {
+            "expected_purchases": purchases,
+            "p_alive": probability_alive(model.purchases, x, t_x, T),
+            "expected_spend": expected_spend(
+                model.gamma_gamma, x, monetary, population_mean=model.mean_spend
+            ),
+            "clv": value,
+        },
+        index=summary.index,
+    )
+
+
 def predict_customer_value(
     summary: pd.DataFrame,
     *,
@@ -509,42 +621,13 @@ def predict_customer_value(
     """Fit the purchase model (a PURCHASE_MODELS name) and Gamma-Gamma on `summary` (days) and
     predict per customer over `months`; returns the predictions and what was fitted: the model's
     name, both models' parameters and the warnings of fits that are not to be trusted."""
-    purchase_params, purchase_outcome = fit_purchases(
-        PURCHASE_MODELS[purchase_model], summary["frequency"], summary["recency"], summary["T"]
-    )
-    gamma_gamma, gamma_gamma_outcome = fit_gamma_gamma_outcome(
-        summary["frequency"], summary["monetary_value"]
-    )
-    x, t_x, T = (
-        summary[column].to_numpy(dtype="float64") for column in ("frequency", "recency", "T")
-    )
-    monetary = summary["monetary_value"].to_numpy(dtype="float64")
-    # With q <= 1 the model's mean spend p v / (q - 1) is infinite (a warning says so): members
-    # without repeats get the observed mean repeat spend instead of a negative one.
-    mean_spend = None if gamma_gamma.q > 1 else float(monetary[(x > 0) & (monetary > 0)].mean())
-    value, purchases = customer_lifetime_value(
-        purchase_params,
-        gamma_gamma,
+    model = fit_customer_value(summary, purchase_model=purchase_model)
+    predictions = predict_fitted(
+        model,
         summary,
         months=months,
         monthly_discount_rate=monthly_discount_rate,
         margin=margin,
         units_per_month=units_per_month,
-        population_mean_spend=mean_spend,
     )
-    predictions = pd.DataFrame(
-        {
-            "expected_purchases": purchases,
-            "p_alive": probability_alive(purchase_params, x, t_x, T),
-            "expected_spend": expected_spend(gamma_gamma, x, monetary, population_mean=mean_spend),
-            "clv": value,
-        },
-        index=summary.index,
-    )
-    return predictions, {
-        "purchase_model": purchase_model,
-        purchase_model: asdict(purchase_params),
-        "gamma_gamma": asdict(gamma_gamma),
-        "warnings": fit_warnings(purchase_model, purchase_params, purchase_outcome)
-        + fit_warnings("gamma_gamma", gamma_gamma, gamma_gamma_outcome),
-    }
+    return predictions, model.fitted

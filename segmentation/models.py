@@ -34,6 +34,10 @@ class PurchaseModel(models.TextChoices):
     BGNBD = "bgnbd", _("BG/NBD (dropout only after a repeat purchase)")
 
 
+# The smallest CLV sample the settings accept (the models need a few hundred customers).
+MIN_CLV_SAMPLE = 1000
+
+
 class SegmentationSettings(models.Model):
     """How segments and customer value are computed (one row, pk=1, edited in the admin)."""
 
@@ -113,6 +117,24 @@ class SegmentationSettings(models.Model):
         null=True,
         blank=True,
         help_text=_("Members at or above are profitable. Empty: the median."),
+    )
+    range_size = models.PositiveIntegerField(
+        _("members per range"),
+        default=250_000,
+        validators=[MinValueValidator(1)],
+        help_text=_(
+            "A run scores the members in ranges of this many member numbers, one task per "
+            "range; a range's size bounds the memory a worker needs."
+        ),
+    )
+    clv_sample_size = models.PositiveIntegerField(
+        _("CLV sample (customers)"),
+        default=200_000,
+        validators=[MinValueValidator(MIN_CLV_SAMPLE)],
+        help_text=_(
+            "The CLV models are fitted once per run on a random sample of this many customers "
+            "(all of them if there are fewer); every member is then predicted with them."
+        ),
     )
     retention_runs = models.PositiveSmallIntegerField(
         _("runs kept"),
@@ -249,6 +271,39 @@ class SegmentationRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class RunRange(models.Model):
+    """One member-id range of a run, scored and written by its own task (services_chunked).
+
+    A range is done once its rows are written, in the same transaction; the run is swapped in
+    when every range is done. A range task delivered again deletes its own partial rows first
+    and does nothing once its range is done."""
+
+    run = models.ForeignKey(SegmentationRun, on_delete=models.CASCADE, related_name="ranges")
+    number = models.PositiveIntegerField(_("number"))
+    first_id = models.BigIntegerField(_("first member id"))
+    last_id = models.BigIntegerField(_("last member id"))
+    done = models.BooleanField(_("done"), default=False)
+    rows = models.PositiveIntegerField(_("members scored"), default=0)
+    # Per range: members, with_purchases, rule segment counts, seconds, peak memory.
+    counts = models.JSONField(_("counts"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("run range")
+        verbose_name_plural = _("run ranges")
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="one_range_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return gettext("Range %(number)s: %(run)s") % {
+            "number": self.number,
+            "run": self.run,
+        }
 
 
 class Segment(models.TextChoices):

@@ -6,6 +6,7 @@ the members to score, calls `compute_scores`, and writes the frame it returns in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,10 +74,37 @@ def customer_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def compute_scores(
-    aggregates: pd.DataFrame, member_ids: pd.Series, parameters: Parameters
-) -> tuple[pd.DataFrame, dict]:
-    """One row per member in `member_ids` (SCORE_COLUMNS) and what the run should record."""
+@dataclass(frozen=True)
+class GlobalFacts:
+    """What scoring a part of the members needs to know about all of them (global_facts): the
+    quantile thresholds of R, F and M (rfm.quantile_cuts, None for F by bands), the fitted CLV
+    models (None: not fitted) and the matrix thresholds."""
+
+    cuts: dict[str, list[float | None]]
+    clv: clv.CustomerValueModel | None
+    thresholds: matrix.Thresholds
+
+    def as_json(self) -> dict:
+        return {
+            "cuts": self.cuts,
+            "clv": None if self.clv is None else self.clv.as_json(),
+            "thresholds": {
+                "loyalty": self.thresholds.loyalty,
+                "profitability": self.thresholds.profitability,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> GlobalFacts:
+        return cls(
+            cuts=data["cuts"],
+            clv=None if data["clv"] is None else clv.CustomerValueModel.from_json(data["clv"]),
+            thresholds=matrix.Thresholds(**data["thresholds"]),
+        )
+
+
+def _member_table(aggregates: pd.DataFrame, member_ids: pd.Series):
+    """The members' aggregates in member order, and which have purchases / some in the window."""
     members = pd.DataFrame({"member_id": np.sort(member_ids.to_numpy(dtype="int64"))})
     data = members.merge(aggregates, on="member_id", how="left")
     for column in aggregates.columns.drop("member_id"):  # empty input merges as object
@@ -85,6 +113,111 @@ def compute_scores(
         data["purchases_total"].fillna(0).to_numpy() > 0
     )
     in_window = has_history & (data["frequency"].fillna(0).to_numpy() > 0)
+    return data, has_history, in_window
+
+
+def _rated_columns(data: pd.DataFrame, in_window: np.ndarray) -> pd.DataFrame:
+    window = data.loc[in_window, ["member_id", "days_since_last", "frequency", "monetary"]]
+    return window.rename(columns={"days_since_last": "recency_days"})
+
+
+def _predict(model: clv.CustomerValueModel, summary: pd.DataFrame, parameters: Parameters):
+    return clv.predict_fitted(
+        model,
+        summary,
+        months=parameters.horizon_months,
+        monthly_discount_rate=parameters.monthly_discount_rate,
+        margin=parameters.margin,
+    )
+
+
+def clv_sample(summary: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+    """A seeded random sample of `size` customers of `summary`, in its order (all of them when
+    there are no more; None: all)."""
+    if size is None or len(summary) <= size:
+        return summary
+    rows = np.random.default_rng(seed).choice(len(summary), size, replace=False)
+    return summary.iloc[np.sort(rows)]
+
+
+def global_facts(
+    parts: Iterable[tuple[pd.DataFrame, pd.Series]],
+    parameters: Parameters,
+    *,
+    sample_size: int | None,
+    seed: int,
+) -> tuple[GlobalFacts, dict]:
+    """The facts of the whole population, read part by part (`parts`: the aggregates and
+    member ids of one member-id range each, as compute_scores takes them): the exact quantile
+    thresholds from every in-window member's values, the CLV models fitted once on a seeded
+    random sample of `sample_size` customers (all of them, in member order, when there are
+    no more; None: all), and the matrix medians over every customer's prediction. Per
+    customer it keeps only the CLV input (4 numbers) and per in-window member the 3 RFM values.
+    Returns the facts and what the run records about them."""
+    values: dict[str, list[np.ndarray]] = {"recency_days": [], "frequency": [], "monetary": []}
+    summaries: list[pd.DataFrame] = []
+    members = repeaters = 0
+    for aggregates, member_ids in parts:
+        data, has_history, in_window = _member_table(aggregates, member_ids)
+        members += len(data)
+        rated = _rated_columns(data, in_window)
+        for column, collected in values.items():
+            collected.append(rated[column].to_numpy(dtype="float64"))
+        history = data.loc[has_history]
+        repeaters += int((history["purchases_total"] > 1).sum())
+        summaries.append(customer_summary(history).reset_index(drop=True))
+        del data, history, rated
+    cuts: dict[str, list[float | None]] = {}
+    for column, collected in values.items():
+        if column == "frequency" and parameters.frequency_bands is not None:
+            continue
+        cuts[column] = rfm.quantile_cuts(
+            np.concatenate(collected) if collected else np.empty(0),
+            parameters.scale,
+            higher_is_better=column != "recency_days",
+        )
+    del values
+    customers = sum(len(summary) for summary in summaries)
+    info: dict = {"members": members, "with_purchases": customers}
+    model = None
+    loyalty = profitability = np.empty(0)
+    if customers >= MIN_CLV_CUSTOMERS and repeaters > 0:
+        everyone = pd.concat(summaries, ignore_index=True)
+        sample = clv_sample(everyone, sample_size, seed)
+        info["clv_sample"] = {"size": sample_size, "seed": seed, "customers": len(sample)}
+        model = clv.fit_customer_value(
+            sample, purchase_model=parameters.purchase_model, max_rows=None
+        )
+        del everyone, sample
+        loyalties, profitabilities = [], []
+        for summary in summaries:  # part by part: two numbers per customer are kept
+            predicted = _predict(model, summary, parameters)
+            loyalties.append(predicted["expected_purchases"].to_numpy())
+            profitabilities.append(predicted["clv"].round(2).to_numpy())
+        del predicted
+        loyalty, profitability = np.concatenate(loyalties), np.concatenate(profitabilities)
+        info["clv_parameters"] = model.fitted
+    else:
+        info["clv_skipped"] = "too few customers with repeat purchases"
+    thresholds = matrix.thresholds_for(
+        pd.DataFrame({"loyalty": loyalty, "profitability": profitability}),
+        parameters.loyalty_threshold,
+        parameters.profitability_threshold,
+    )
+    info["thresholds"] = {"loyalty": thresholds.loyalty, "profitability": thresholds.profitability}
+    return GlobalFacts(cuts=cuts, clv=model, thresholds=thresholds), info
+
+
+def compute_scores(
+    aggregates: pd.DataFrame,
+    member_ids: pd.Series,
+    parameters: Parameters,
+    facts: GlobalFacts | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """One row per member in `member_ids` (SCORE_COLUMNS) and what the run should record.
+    With `facts` (global_facts) the members may be a part of the population: quantiles, CLV
+    models and matrix thresholds are those of the whole."""
+    data, has_history, in_window = _member_table(aggregates, member_ids)
 
     scores = pd.DataFrame({"member_id": data["member_id"].to_numpy()})
     scores["recency_days"] = np.where(
@@ -93,11 +226,11 @@ def compute_scores(
     scores["frequency"] = data["frequency"].fillna(0).to_numpy(dtype="int64")
     scores["monetary"] = np.round(data["monetary"].fillna(0).to_numpy(dtype="float64"), 2)
 
-    window = data.loc[in_window, ["member_id", "days_since_last", "frequency", "monetary"]]
     rated = rfm.score(
-        window.rename(columns={"days_since_last": "recency_days"}),
+        _rated_columns(data, in_window),
         scale=parameters.scale,
         frequency_bands=parameters.frequency_bands,
+        cuts=None if facts is None else facts.cuts,
     )
     for column in ("r_score", "f_score", "m_score"):
         values = np.full(len(scores), np.nan)
@@ -113,27 +246,37 @@ def compute_scores(
     for column in ("expected_purchases", "p_alive", "clv"):
         scores[column] = np.nan
     history = data.loc[has_history]
-    if len(history) >= MIN_CLV_CUSTOMERS and (history["purchases_total"] > 1).any():
-        predictions, fitted = clv.predict_customer_value(
-            customer_summary(history),
-            months=parameters.horizon_months,
-            monthly_discount_rate=parameters.monthly_discount_rate,
-            margin=parameters.margin,
-            purchase_model=parameters.purchase_model,
+    if facts is not None:
+        model = facts.clv
+    elif len(history) >= MIN_CLV_CUSTOMERS and (history["purchases_total"] > 1).any():
+        model = clv.fit_customer_value(
+            customer_summary(history), purchase_model=parameters.purchase_model
+        )
+    else:
+        model = None
+    if model is not None:
+        # A range without customers predicts nothing.
+        predictions = (
+            _predict(model, customer_summary(history), parameters) if len(history) else None
         )
         for column in ("expected_purchases", "p_alive", "clv"):
+            if predictions is None:
+                break
             values = scores[column].to_numpy(copy=True)
             values[has_history] = predictions[column].to_numpy(dtype="float64")
             scores[column] = values
         scores["clv"] = scores["clv"].round(2)
-        info["clv_parameters"] = fitted
+        info["clv_parameters"] = model.fitted
     else:
         info["clv_skipped"] = "too few customers with repeat purchases"
 
     value = pd.DataFrame({"loyalty": scores["expected_purchases"], "profitability": scores["clv"]})
-    thresholds = matrix.thresholds_for(
-        value, parameters.loyalty_threshold, parameters.profitability_threshold
-    )
+    if facts is not None:
+        thresholds = facts.thresholds
+    else:
+        thresholds = matrix.thresholds_for(
+            value, parameters.loyalty_threshold, parameters.profitability_threshold
+        )
     scores["quadrant"] = matrix.assign_quadrants(value, thresholds)
     info["thresholds"] = {
         "loyalty": thresholds.loyalty,

@@ -60,6 +60,44 @@ def quantile_scores(
     return pd.Series(np.clip(scores, 1, scale), index=values.index, dtype="int64")
 
 
+def _numbers(values, higher_is_better: bool) -> np.ndarray:
+    """The values as quantile_scores ranks them: higher is better, NaN the worst."""
+    numbers = np.asarray(values, dtype="float64")
+    if not higher_is_better:
+        numbers = -numbers
+    return np.where(np.isnan(numbers), -np.inf, numbers)
+
+
+def quantile_cuts(values, scale: int = 5, *, higher_is_better: bool = True) -> list[float | None]:
+    """The thresholds of quantile_scores over the whole population `values`: for each score
+    2..scale the lowest (ranked) value that reaches it, None if no value does. Scores rise with
+    the value, so scores_from_cuts gives every value of the population exactly the score
+    quantile_scores gives it (a chunked run scores a range of members with them)."""
+    if scale < 2:
+        raise ValueError("scale must be at least 2")
+    numbers = _numbers(values, higher_is_better)
+    if len(numbers) == 0:
+        return [None] * (scale - 1)
+    distinct, equal = np.unique(numbers, return_counts=True)
+    below = np.cumsum(equal) - equal
+    scores = np.clip(1 + np.floor((below + equal / 2) / len(numbers) * scale), 1, scale)
+    cuts: list[float | None] = []
+    for score in range(2, scale + 1):
+        reached = np.flatnonzero(scores >= score)
+        cuts.append(float(distinct[reached[0]]) if len(reached) else None)
+    return cuts
+
+
+def scores_from_cuts(
+    values: pd.Series, cuts: list[float | None], *, higher_is_better: bool = True
+) -> pd.Series:
+    """Scores 1..len(cuts)+1 of `values` by the thresholds quantile_cuts found."""
+    numbers = _numbers(values.to_numpy(), higher_is_better)
+    thresholds = np.array([np.inf if cut is None else cut for cut in cuts], dtype="float64")
+    scores = 1 + np.searchsorted(thresholds, numbers, side="right")
+    return pd.Series(scores, index=values.index, dtype="int64")
+
+
 # Lowest purchase count of scores 1..5 by default: 1 / 2 / 3-4 / 5-9 / 10+.
 DEFAULT_FREQUENCY_BANDS: tuple[int, ...] = (1, 2, 3, 5, 10)
 
@@ -115,20 +153,31 @@ def score(
     *,
     scale: int = 5,
     frequency_bands: list[int] | tuple[int, ...] | None = None,
+    cuts: dict[str, list[float | None]] | None = None,
 ) -> pd.DataFrame:
     """R, F and M scores and the named segment for every member in `frame`; F by quantiles,
-    or by `frequency_bands` (one lowest purchase count per score, see band_scores) if given."""
+    or by `frequency_bands` (one lowest purchase count per score, see band_scores) if given.
+    With `cuts` (quantile_cuts of the whole population per column: recency_days, frequency,
+    monetary) `frame` may be part of the population: the quantiles are those of the whole."""
     if frequency_bands is not None and len(frequency_bands) != scale:
         raise ValueError(f"{len(frequency_bands)} frequency bands for a 1-{scale} scale")
+
+    def quantiles(column: str, higher_is_better: bool = True) -> np.ndarray:
+        if cuts is None:
+            return quantile_scores(
+                frame[column], scale, higher_is_better=higher_is_better
+            ).to_numpy()
+        return scores_from_cuts(
+            frame[column], cuts[column], higher_is_better=higher_is_better
+        ).to_numpy()
+
     result = pd.DataFrame({"member_id": frame["member_id"].to_numpy()})
-    result["r_score"] = quantile_scores(
-        frame["recency_days"], scale, higher_is_better=False
-    ).to_numpy()
+    result["r_score"] = quantiles("recency_days", higher_is_better=False)
     if frequency_bands is None:
-        result["f_score"] = quantile_scores(frame["frequency"], scale).to_numpy()
+        result["f_score"] = quantiles("frequency")
     else:
         result["f_score"] = band_scores(frame["frequency"], frequency_bands).to_numpy()
-    result["m_score"] = quantile_scores(frame["monetary"], scale).to_numpy()
+    result["m_score"] = quantiles("monetary")
     result["segment"] = segment_for(
         to_five(result["r_score"], scale),
         to_five(result["f_score"], scale),

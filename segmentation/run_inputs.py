@@ -87,7 +87,7 @@ SELECT p.member_id,
          ORDER BY f.purchased_at, f.id LIMIT 1),
        max(p.purchased_at) {extra}
 FROM {purchase} p
-WHERE p.purchased_at <= %(now)s
+WHERE p.purchased_at <= %(now)s {part}
 GROUP BY p.member_id
 """
 
@@ -133,21 +133,37 @@ def purchase_aggregates(
     return frame
 
 
+IdRange = tuple[int, int]  # first and last member id, both included
+
+# A range of fewer member ids is read on one connection.
+MIN_SPLIT_IDS = 1000
+
+
 def run_inputs(
-    *, now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int] = ()
+    *,
+    now: dt.datetime,
+    window_start: dt.datetime,
+    recent_days: Iterable[int] = (),
+    id_range: IdRange | None = None,
 ) -> tuple[pd.DataFrame, pd.Series]:
     """purchase_aggregates and scored_member_ids, read together: on PostgreSQL each of the two
     connections reads its range of members after its range of purchases, which also fills the
-    wait for the slower range."""
-    frame, ids = _aggregate(now, window_start, recent_days, member_ids=True)
+    wait for the slower range. With `id_range` only the members in it, on one connection
+    (a chunked run's range task)."""
+    frame, ids = _aggregate(now, window_start, recent_days, member_ids=True, id_range=id_range)
     assert ids is not None  # asked for
     return frame, ids
 
 
 def _aggregate(
-    now: dt.datetime, window_start: dt.datetime, recent_days: Iterable[int], *, member_ids: bool
+    now: dt.datetime,
+    window_start: dt.datetime,
+    recent_days: Iterable[int],
+    *,
+    member_ids: bool,
+    id_range: IdRange | None = None,
 ) -> tuple[pd.DataFrame, pd.Series | None]:
-    """purchase_aggregates and, if `member_ids`, scored_member_ids."""
+    """purchase_aggregates and, if `member_ids`, scored_member_ids (of `id_range` if given)."""
     table = Purchase._meta.db_table
     days = sorted(set(recent_days))
     params = {"now": now, "window_start": window_start}
@@ -165,7 +181,22 @@ def _aggregate(
         types += ["double precision", "bigint"] * len(days)
         active = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by()
         with connection.cursor() as cursor:
-            if connection.in_atomic_block:  # other connections would not see this transaction
+            if id_range is not None:
+                # A range's two halves on two connections too, outside a transaction.
+                first, last = (int(bound) for bound in id_range)
+                middle = (first + last) // 2
+                if connection.in_atomic_block or last - first < MIN_SPLIT_IDS:
+                    bounds = [(first, last)]
+                else:
+                    bounds = [(first, middle), (middle + 1, last)]
+                ranges = [
+                    (
+                        f"AND member_id BETWEEN {low} AND {high}",
+                        active.filter(pk__range=(low, high)),
+                    )
+                    for low, high in bounds
+                ]
+            elif connection.in_atomic_block:  # other connections would not see this transaction
                 ranges = [("", active)]
             else:  # two ranges of members on two connections: both cores aggregate
                 cursor.execute(f"SELECT (min(id) + max(id)) / 2 FROM {Member._meta.db_table}")
@@ -204,7 +235,10 @@ def _aggregate(
             f", sum(CASE WHEN p.purchased_at > :since_{d} THEN 1 ELSE 0 END)"
             for d in days
         )
-        query = _SQLITE_AGGREGATE.format(purchase=table, extra=extra)
+        part = ""
+        if id_range is not None:
+            part = "AND p.member_id BETWEEN {} AND {}".format(*(int(bound) for bound in id_range))
+        query = _SQLITE_AGGREGATE.format(purchase=table, extra=extra, part=part)
         # Django keeps SQLite datetimes as naive UTC text; compare in the same form.
         sqlite_params = {
             key: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
@@ -217,7 +251,7 @@ def _aggregate(
             )
             frame = pd.DataFrame(cursor.fetchall(), columns=columns)
         if member_ids:
-            scored = scored_member_ids()
+            scored = scored_member_ids(id_range)
         frame["last_epoch"] = (
             pd.to_datetime(frame["last_epoch"], utc=True, format="ISO8601")
             - pd.Timestamp(0, tz="UTC")
@@ -230,9 +264,18 @@ def _aggregate(
     return frame, scored
 
 
-def scored_member_ids() -> pd.Series:
-    """The members a run scores: every active member, with or without purchases (sorted)."""
-    query = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by()
+def _in_range(query: QuerySet, id_range: IdRange | None, field: str = "pk") -> QuerySet:
+    if id_range is None:
+        return query
+    return query.filter(**{f"{field}__gte": id_range[0], f"{field}__lte": id_range[1]})
+
+
+def scored_member_ids(id_range: IdRange | None = None) -> pd.Series:
+    """The members a run scores: every active member, with or without purchases (sorted);
+    those in `id_range` if given."""
+    query = _in_range(
+        Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk").order_by(), id_range
+    )
     (ids,) = _columns(query, ["bigint"])
     return pd.Series(np.sort(ids), name="member_id", dtype="int64")
 
@@ -261,12 +304,12 @@ def _columns(query: QuerySet, types: list[str]) -> list[np.ndarray]:
     return columns
 
 
-def member_attributes() -> pd.DataFrame:
-    """Per active member what rule segments ask besides scores and purchases: language,
-    birth month, enrolment date (local), tier name, as of now."""
+def member_attributes(id_range: IdRange | None = None) -> pd.DataFrame:
+    """Per active member (in `id_range` if given) what rule segments ask besides scores and
+    purchases: language, birth month, enrolment date (local), tier name, as of now."""
     languages = [code for code, _name in settings.LANGUAGES]
     query = (
-        Member.objects.filter(status=MemberStatus.ACTIVE)
+        _in_range(Member.objects.filter(status=MemberStatus.ACTIVE), id_range)
         .order_by()
         .annotate(
             language_index=Cast(
@@ -297,8 +340,12 @@ def member_attributes() -> pd.DataFrame:
     )
 
 
-def consenting_id_array() -> np.ndarray:
-    """Ids of members whose newest e-mail consent grants it (for rule segments in a run)."""
-    # Without the records' default ordering: a sort of every record for nothing.
-    (ids,) = _columns(consenting_member_ids().order_by(), ["bigint"])
+def consenting_id_array(id_range: IdRange | None = None) -> np.ndarray:
+    """Ids of members whose newest e-mail consent grants it (for rule segments in a run), those
+    in `id_range` if given."""
+    # Without the records' default ordering: a sort of every record for nothing. The range
+    # applies before the window over each member's records (Django keeps it inside).
+    (ids,) = _columns(
+        _in_range(consenting_member_ids().order_by(), id_range, "member_id"), ["bigint"]
+    )
     return ids

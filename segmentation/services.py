@@ -47,7 +47,7 @@ from .models import (
 )
 from .pipeline import Parameters, compute_scores
 from .rules import RuleNeeds, rule_mask, rule_needs, validate_rule
-from .run_inputs import consenting_id_array, member_attributes, run_inputs
+from .run_inputs import IdRange, consenting_id_array, member_attributes, run_inputs
 from .selectors import dashboard_warm
 
 logger = logging.getLogger(__name__)
@@ -111,6 +111,17 @@ def run_request(*, triggered_by: User | None = None) -> SegmentationRun:
 Progress = Callable[[RunStage, int], None]
 
 
+def fail_run(run: SegmentationRun, error: Exception) -> None:
+    """Mark `run` failed with `error` and delete whatever it had written."""
+    logger.exception("segmentation run %s failed", run.pk)
+    _discard_rows([run.pk])
+    SegmentationRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error=f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=5)}",
+    )
+
+
 def recalculate(
     *,
     run: SegmentationRun | None = None,
@@ -125,13 +136,7 @@ def recalculate(
     try:
         _execute(run, now, progress)
     except Exception as error:
-        logger.exception("segmentation run %s failed", run.pk)
-        _discard_rows([run.pk])
-        SegmentationRun.objects.filter(pk=run.pk).update(
-            status=RunStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(error).__name__}: {error}\n\n{traceback.format_exc(limit=5)}",
-        )
+        fail_run(run, error)
     run.refresh_from_db()
     if run.status == RunStatus.DONE:
         dashboard_warm(run=run)  # the dashboard's aggregates, cached: its first view is fast too
@@ -145,20 +150,7 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             progress(stage, percent)
 
     settings = SegmentationSettings.load()
-    parameters = Parameters(
-        scale=settings.score_scale,
-        horizon_months=settings.clv_horizon_months,
-        monthly_discount_rate=float(settings.monthly_discount_rate),
-        margin=float(settings.margin),
-        purchase_model=settings.clv_purchase_model,
-        loyalty_threshold=settings.loyalty_threshold,
-        profitability_threshold=(
-            float(settings.profitability_threshold)
-            if settings.profitability_threshold is not None
-            else None
-        ),
-        frequency_bands=settings.frequency_bands_for_scoring,
-    )
+    parameters = run_parameters(settings)
     timings: dict[str, float] = {}
 
     def timed(name: str, function: Callable):
@@ -205,14 +197,7 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
             timed("write_scores", write_all_scores)
             timed("write_rule_segments", write_members)
         previous_id = timed("swap", lambda: _replace_current_run(run))
-        info.update(
-            window_days=settings.window_days,
-            scale=settings.score_scale,
-            frequency_scoring=settings.frequency_scoring,
-            now=now.isoformat(),
-        )
-        if settings.uses_frequency_bands:
-            info["frequency_bands"] = list(settings.frequency_bands)
+        info.update(run_settings_info(settings, now))
         SegmentationRun.objects.filter(pk=run.pk).update(
             status=RunStatus.DONE,
             is_current=True,
@@ -232,6 +217,37 @@ def _execute(run: SegmentationRun, now: dt.datetime, progress: Progress | None) 
         # Deleting an old snapshot (a million rows) is cleanup, not part of the swap: it
         # runs after the commit, in its own task, and never holds up the new run.
         transaction.on_commit(_prune_later)
+
+
+def run_parameters(settings: SegmentationSettings) -> Parameters:
+    """What the pipeline computes by, from the settings."""
+    return Parameters(
+        scale=settings.score_scale,
+        horizon_months=settings.clv_horizon_months,
+        monthly_discount_rate=float(settings.monthly_discount_rate),
+        margin=float(settings.margin),
+        purchase_model=settings.clv_purchase_model,
+        loyalty_threshold=settings.loyalty_threshold,
+        profitability_threshold=(
+            float(settings.profitability_threshold)
+            if settings.profitability_threshold is not None
+            else None
+        ),
+        frequency_bands=settings.frequency_bands_for_scoring,
+    )
+
+
+def run_settings_info(settings: SegmentationSettings, now: dt.datetime) -> dict:
+    """The settings a finished run records beside its counts."""
+    info: dict = {
+        "window_days": settings.window_days,
+        "scale": settings.score_scale,
+        "frequency_scoring": settings.frequency_scoring,
+        "now": now.isoformat(),
+    }
+    if settings.uses_frequency_bands:
+        info["frequency_bands"] = list(settings.frequency_bands)
+    return info
 
 
 def _parallel_allowed() -> bool:
@@ -261,11 +277,13 @@ def _prune_later() -> None:
     outbox_enqueue("segmentation.tasks.prune_runs")
 
 
-def _rule_inputs(needs: RuleNeeds) -> tuple[pd.DataFrame | None, np.ndarray | None]:
-    """The member attributes and consenting ids, if the rules ask for them."""
+def _rule_inputs(
+    needs: RuleNeeds, id_range: IdRange | None = None
+) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+    """The member attributes and consenting ids (of `id_range`), if the rules ask for them."""
     return (
-        member_attributes() if needs.attributes else None,
-        consenting_id_array() if needs.consent else None,
+        member_attributes(id_range) if needs.attributes else None,
+        consenting_id_array(id_range) if needs.consent else None,
     )
 
 

@@ -315,6 +315,16 @@ class SegmentationRunFactory(factory.django.DjangoModelFactory):
     member_count = 0
 
 
+class RunRangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "segmentation.RunRange"
+
+    run = factory.SubFactory(SegmentationRunFactory)
+    number = 1
+    first_id = 1
+    last_id = 250_000
+
+
 class MemberScoreFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = "segmentation.MemberScore"
