@@ -233,7 +233,7 @@ CAMPAIGN_ACTIONS = {
     "unschedule": (_("Back to draft"), (CampaignStatus.SCHEDULED,)),
     "send_now": (_("Send now"), (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)),
     "pause": (_("Pause"), (CampaignStatus.SENDING,)),
-    "resume": (_("Resume"), (CampaignStatus.PAUSED,)),
+    "resume": (_("Resume"), (CampaignStatus.PAUSED, CampaignStatus.FAILED)),
     "cancel": (
         _("Cancel"),
         (
@@ -241,6 +241,7 @@ CAMPAIGN_ACTIONS = {
             CampaignStatus.SCHEDULED,
             CampaignStatus.SENDING,
             CampaignStatus.PAUSED,
+            CampaignStatus.FAILED,
         ),
     ),
 }

@@ -86,6 +86,14 @@ class CampaignSettings(models.Model):
         default=0,
         help_text=_("0 means as fast as the workers can; set it for providers with limits."),
     )
+    messages_per_hour = models.PositiveIntegerField(
+        _("send rate (messages per hour)"),
+        default=0,
+        help_text=_(
+            "0 means no hourly limit. Both rates hold for all workers together; when the hour's "
+            "messages are sent, sending goes on in the next hour."
+        ),
+    )
     retry_backoff_seconds = models.PositiveIntegerField(
         _("first retry after (seconds)"),
         default=30,
@@ -246,6 +254,11 @@ class Campaign(models.Model):
     # sending campaign only after it passed: a lost task is replaced, a queued one not doubled).
     dispatch_until = models.DateTimeField(
         _("send task due until"), null=True, blank=True, editable=False
+    )
+    # Batches in a row in which the mail server could not be used (refused, login refused):
+    # at SERVER_FAILURES_BEFORE_FAILED (campaigns/sending.py) the campaign is failed.
+    failed_batches = models.PositiveSmallIntegerField(
+        _("failed batches in a row"), default=0, editable=False
     )
     started_at = models.DateTimeField(_("sending started"), null=True, blank=True, editable=False)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True, editable=False)

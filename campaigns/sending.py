@@ -28,10 +28,11 @@ from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from celery import current_app
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from members.models import ConsentChannel, MemberStatus
 from members.selectors import consenting_member_ids
@@ -46,6 +47,7 @@ from .models import (
     SkipReason,
 )
 from .personalisation import member_facts
+from .ratelimit import Rate, hourly_budget_wait, send_rate
 from .rendering import message_render
 from .selectors import suppressed_emails
 from .tokens import unsubscribe_url
@@ -164,23 +166,35 @@ class BatchResult:
     sent: int = 0
     failed: int = 0
     retried: int = 0
-    stopped: bool = False  # paused or cancelled while sending
+    stopped: bool = False  # paused, cancelled or failed while sending
+    server_error: str = ""  # the mail server could not be reached or refused us as a sender
+    wait: float = 0.0  # the hourly budget is spent, or Redis/the database away: come back later
 
 
-class _Pacer:
-    """At most `per_second` messages per second from this worker process (0: no limit)."""
+# Errors that say nothing about the recipient but that the server will not take our mail at all
+# (refused connection, authentication, our sender address): the batch stops, the recipient is
+# not charged an attempt, and after SERVER_FAILURES_BEFORE_FAILED such batches in a row the
+# campaign is `failed` (docs/campaigns.md).
+SERVER_FAILURES_BEFORE_FAILED = 5
 
-    def __init__(self, per_second: int) -> None:
-        self.interval = 1.0 / per_second if per_second else 0.0
-        self.next_at = time.monotonic()
 
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        if self.next_at > now:
-            time.sleep(self.next_at - now)
-        self.next_at = max(now, self.next_at) + self.interval
+# After the cache or the database failed while rendering: the task comes back this much later.
+INFRASTRUCTURE_WAIT = 5.0
+
+
+def _is_infrastructure(error: Exception) -> bool:
+    import redis
+
+    return isinstance(error, (DatabaseError, OSError, redis.RedisError))
+
+
+def _refuses_us(error: Exception) -> bool:
+    """An answer to a message that is about us, not the recipient (the sender address, the
+    login): the server would refuse every message of the batch the same way."""
+    return isinstance(
+        error,
+        (smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError),
+    )
 
 
 def _still_sending(campaign_id: int) -> bool:
@@ -201,11 +215,22 @@ def _release(campaign_id: int, owner: str) -> None:
     ).update(status=RecipientStatus.PENDING, claimed_by="", claim_expires_at=None)
 
 
+def _server_failure(campaign_id: int, error: str) -> bool:
+    """Count a batch in which the server could not be used; True once the campaign failed."""
+    from .services import campaign_fail
+
+    Campaign.objects.filter(pk=campaign_id).update(failed_batches=F("failed_batches") + 1)
+    failures = Campaign.objects.filter(pk=campaign_id).values_list("failed_batches", flat=True)
+    if (failures.first() or 0) < SERVER_FAILURES_BEFORE_FAILED:
+        return False
+    return campaign_fail(campaign_id=campaign_id, note=error) is not None
+
+
 def batch_send(
-    *, campaign: Campaign, recipients: list[Recipient], owner: str, pacer: _Pacer
+    *, campaign: Campaign, recipients: list[Recipient], owner: str, rate: Rate
 ) -> BatchResult:
     """Send each claimed recipient their one message over one reused SMTP connection."""
-    from .services import email_build
+    from .services import campaign_fail, email_build
 
     result = BatchResult()
     retry_base = CampaignSettings.load().retry_backoff_seconds
@@ -219,15 +244,30 @@ def batch_send(
                 _renew(campaign.pk, owner)
             recipient.message_id = message_id_for(recipient.pk, campaign.pk)
             url = unsubscribe_url(member_id=recipient.member_id, campaign_id=campaign.pk)
-            rendered = message_render(
-                message=campaign.message,
-                facts=member_facts(member=recipient.member, occurrence=recipient.occurrence),
-                preferred_language=recipient.language,
-                unsubscribe_url=url,
-            )
-            rendered = message_track(
-                rendered=rendered, recipient_id=recipient.pk, unsubscribe_url=url
-            )
+            try:
+                rendered = message_render(
+                    message=campaign.message,
+                    facts=member_facts(member=recipient.member, occurrence=recipient.occurrence),
+                    preferred_language=recipient.language,
+                    unsubscribe_url=url,
+                )
+                rendered = message_track(
+                    rendered=rendered, recipient_id=recipient.pk, unsubscribe_url=url
+                )
+            except Exception as error:
+                if _is_infrastructure(error):
+                    # Redis (the cache) or the database away for a moment: not the message.
+                    logger.warning("campaign %s: rendering waits: %r", campaign.pk, error)
+                    result.wait = INFRASTRUCTURE_WAIT
+                    break
+                # The message itself is broken (it was checked on save): nobody would get it.
+                logger.exception("campaign %s: the message cannot be rendered", campaign.pk)
+                campaign_fail(
+                    campaign_id=campaign.pk,
+                    note=gettext("The message cannot be rendered: %(error)s") % {"error": error},
+                )
+                result.stopped = True
+                break
             email = email_build(
                 rendered=rendered,
                 to=recipient.email,
@@ -238,14 +278,36 @@ def batch_send(
             # Returned in a provider's webhook events (anymail), for providers that replace
             # the Message-ID; SMTP ignores it.
             email.metadata = {"loyalty_recipient": str(recipient.pk)}  # type: ignore[attr-defined]
+            if getattr(smtp, "connection", True) is None:
+                try:
+                    smtp.open()
+                except Exception as error:  # refused, timed out, TLS or login refused
+                    result.server_error = f"{type(error).__name__}: {error}"[:200]
+                    break
+            wait = rate.acquire()
+            if wait:
+                result.wait = wait
+                break
             if not _mark_sending(recipient, owner):
                 continue  # taken over by another worker after our lease ended
-            pacer.wait()
             try:
                 smtp.send_messages([email])
             except (OSError, *_REFUSED) as error:  # SMTPException, timeouts: OSErrors
                 smtp.close()  # a fresh connection for the next one
                 attempts = recipient.attempts + 1
+                if _refuses_us(error):
+                    # Not the recipient's fault: back to waiting, the attempt not counted.
+                    _record(
+                        recipient,
+                        owner,
+                        status=RecipientStatus.PENDING,
+                        attempts=recipient.attempts,
+                        last_error=str(error)[:300],
+                        claimed_by="",
+                        claim_expires_at=None,
+                    )
+                    result.server_error = f"{type(error).__name__}: {error}"[:200]
+                    break
                 if _is_permanent(error) or attempts >= MAX_ATTEMPTS:
                     _record(
                         recipient,
@@ -279,6 +341,10 @@ def batch_send(
     finally:
         smtp.close()
         _release(campaign.pk, owner)
+    if result.sent:
+        Campaign.objects.filter(pk=campaign.pk, failed_batches__gt=0).update(failed_batches=0)
+    elif result.server_error and _server_failure(campaign.pk, result.server_error):
+        result.stopped = True
     return result
 
 
@@ -290,7 +356,7 @@ def campaign_send(*, campaign_id: int, owner: str) -> str:
 
     started = time.monotonic()
     options = CampaignSettings.load()
-    pacer = _Pacer(options.messages_per_second)
+    rate = send_rate(options.messages_per_second, options.messages_per_hour)
     eager = current_app.conf.task_always_eager
     while True:
         campaign = Campaign.objects.select_related("message").get(pk=campaign_id)
@@ -299,9 +365,15 @@ def campaign_send(*, campaign_id: int, owner: str) -> str:
             return "stopped"
         batch = recipients_claim(campaign_id=campaign_id, owner=owner, size=options.batch_size)
         if batch:
-            result = batch_send(campaign=campaign, recipients=batch, owner=owner, pacer=pacer)
+            result = batch_send(campaign=campaign, recipients=batch, owner=owner, rate=rate)
             if result.stopped:
                 return "stopped"
+            if result.server_error or result.wait:
+                # The server refused us, or the hour's budget is spent: try again later.
+                if not eager:
+                    return "later"
+                time.sleep(min(result.wait or _server_backoff(campaign_id), 5.0))
+                continue
         elif campaign.kind == CampaignKind.AUTOMATION:
             # Nothing due now: an automation waits for its next occurrence or delayed row (the
             # scheduler wakes it, docs/campaigns.md "Automations"); it never finishes.
@@ -341,8 +413,22 @@ def _next_moments(campaign_id: int) -> list[dt.datetime]:
     return [moment for moment in times if moment is not None]
 
 
+def _server_backoff(campaign_id: int) -> float:
+    """After a batch the server refused: retry_backoff_seconds x 2^(n-1) for the n-th in a row."""
+    failures = (
+        Campaign.objects.filter(pk=campaign_id).values_list("failed_batches", flat=True).first()
+    )
+    if not failures:
+        return 0.0
+    return retry_delay(failures, CampaignSettings.load().retry_backoff_seconds).total_seconds()
+
+
 def next_run_in(campaign_id: int) -> float:
-    """Seconds until something of the campaign may be claimed (a retry or a lease ending)."""
+    """Seconds until something of the campaign may be claimed (a retry or a lease ending), or
+    the server may be tried again, or the hour's send budget renews."""
+    held_back = max(_server_backoff(campaign_id), hourly_budget_wait())
+    if held_back:
+        return max(1.0, held_back)
     now = timezone.now()
     due = _next_moments(campaign_id)
     if not due:

@@ -74,9 +74,9 @@ def deploy_settings_check(app_configs, **kwargs) -> list:
     Registered in LoyaltyConfig.ready() with the security tag, deploy only.
     """
     from django.conf import settings
-    from django.core.checks import Error, Warning
+    from django.core.checks import CheckMessage, Error, Warning
 
-    messages = []
+    messages: list[CheckMessage] = []
     key = getattr(settings, "SECRET_KEY", "")
     if key == DEVELOPMENT_SECRET_KEY:
         messages.append(

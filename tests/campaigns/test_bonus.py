@@ -352,8 +352,9 @@ def test_the_ledger_reason_is_read_in_the_readers_language(program, partner, sen
         assert entry.reason_text == "Bonus: Lentefeest"
     with translation.override("nl"):
         dutch = gettext("Bonus: %(campaign)s") % {"campaign": "Lentefeest"}
-        assert entry.reason_text == dutch
-        assert entry.reason == dutch  # the stored text: the program's default language
+        assert entry.reason_text == dutch == "Bonuspunten: Lentefeest"
+    # The stored text: the program's default language (English in these tests).
+    assert entry.reason == "Bonus: Lentefeest"
     # A rename later does not change what the member was told then.
     Campaign.objects.filter(name="Lentefeest").update(name="Zomer")
     entry.refresh_from_db()

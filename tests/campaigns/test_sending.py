@@ -76,9 +76,10 @@ def test_pause_and_resume_never_resend(scored, campaign_of, committed, flaky_sin
     campaign.status = CampaignStatus.SENDING
     campaign.save()
     batch = recipients_claim(campaign_id=campaign.pk, owner="worker-1", size=10)
-    from campaigns.sending import _Pacer, batch_send
+    from campaigns.ratelimit import NoLimit
+    from campaigns.sending import batch_send
 
-    batch_send(campaign=campaign, recipients=batch[:10], owner="worker-1", pacer=_Pacer(0))
+    batch_send(campaign=campaign, recipients=batch[:10], owner="worker-1", rate=NoLimit())
     services.campaign_pause(campaign=campaign, by=None)
     assert campaign_send(campaign_id=campaign.pk, owner="worker-2") == "stopped"
     assert len(flaky_sink.received) == 10
@@ -101,9 +102,10 @@ def test_pausing_mid_batch_hands_the_unsent_claims_back(scored, campaign_of, fla
     campaign.save()
     batch = recipients_claim(campaign_id=campaign.pk, owner="worker-1", size=45)
     services.campaign_pause(campaign=campaign, by=None)  # the worker notices every 20 messages
-    from campaigns.sending import _Pacer, batch_send
+    from campaigns.ratelimit import NoLimit
+    from campaigns.sending import batch_send
 
-    result = batch_send(campaign=campaign, recipients=batch, owner="worker-1", pacer=_Pacer(0))
+    result = batch_send(campaign=campaign, recipients=batch, owner="worker-1", rate=NoLimit())
 
     assert result.stopped and result.sent == 20
     assert Recipient.objects.filter(status=RecipientStatus.PENDING, claimed_by="").count() == 25

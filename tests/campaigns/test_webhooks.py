@@ -20,7 +20,8 @@ from campaigns.models import (
     SkipReason,
     SuppressedAddress,
 )
-from campaigns.sending import _Pacer, batch_send, campaign_send, recipients_claim
+from campaigns.ratelimit import NoLimit
+from campaigns.sending import batch_send, campaign_send, recipients_claim
 from members.selectors import consent_granted
 
 pytestmark = pytest.mark.django_db
@@ -308,7 +309,7 @@ def test_an_address_bounced_during_a_campaign_is_skipped_for_the_rest(
     campaign.status = CampaignStatus.SENDING
     campaign.save()
     first = recipients_claim(campaign_id=campaign.pk, owner="worker-1", size=3)
-    batch_send(campaign=campaign, recipients=first, owner="worker-1", pacer=_Pacer(0))
+    batch_send(campaign=campaign, recipients=first, owner="worker-1", rate=NoLimit())
     later = Recipient.objects.filter(campaign=campaign, status=RecipientStatus.PENDING).first()
 
     post_postmark(client, postmark_bounce(later.email.upper()))
