@@ -48,7 +48,10 @@ def audience(*, campaign: Campaign) -> QuerySet[Member]:
     not suppressed."""
     rule_ids = list(campaign.rule_segments.values_list("pk", flat=True))
     members = members_in_segments(
-        segments=campaign.segments, quadrants=campaign.quadrants, rule_segment_ids=rule_ids
+        segments=campaign.segments,
+        quadrants=campaign.quadrants,
+        rule_segment_ids=rule_ids,
+        all_at_once=True,
     )
     excluded_rules = list(campaign.exclude_rule_segments.values_list("pk", flat=True))
     if campaign.exclude_segments or campaign.exclude_quadrants or excluded_rules:
@@ -56,6 +59,7 @@ def audience(*, campaign: Campaign) -> QuerySet[Member]:
             segments=campaign.exclude_segments,
             quadrants=campaign.exclude_quadrants,
             rule_segment_ids=excluded_rules,
+            all_at_once=True,
         )
         members = members.exclude(pk__in=excluded.values("pk"))
     if campaign.exclude_redeemed_days:

@@ -125,6 +125,16 @@ def without_profiling_objectors(queryset: QuerySet, *, member_field: str = "pk")
     ).filter(profiling_allowed=True)
 
 
+def without_profiling_objectors_all_at_once(queryset: QuerySet[Member]) -> QuerySet[Member]:
+    """`queryset` (of members) without the members who object to profiling, for a list read
+    whole (a campaign's audience of 500,000): one pass over the profiling records and a hashed
+    anti-join, where `without_profiling_objectors`'s probe per member costs a random index read
+    each (30 s at 500,000 members)."""
+    return queryset.exclude(
+        pk__in=consenting_member_ids(channel=ConsentChannel.PROFILING, granted=False)
+    )
+
+
 def member_get(*, query: str) -> Member:
     """A member by member number or e-mail address (any case), or MemberNotFound."""
     query = (query or "").strip()

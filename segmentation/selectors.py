@@ -29,7 +29,11 @@ from django.utils.translation import gettext_lazy as _
 
 from loyalty.formats import money_text, points_text
 from members.models import Member, MemberStatus
-from members.selectors import profiling_objection, without_profiling_objectors
+from members.selectors import (
+    profiling_objection,
+    without_profiling_objectors,
+    without_profiling_objectors_all_at_once,
+)
 
 from .errors import SegmentNotFound
 from .models import (
@@ -144,11 +148,13 @@ def members_in_segments(
     segments: list[str] | None = None,
     quadrants: list[str] | None = None,
     rule_segment_ids: list[int] | None = None,
+    all_at_once: bool = False,
 ) -> QuerySet[Member]:
     """Active members in any of the named segments, quadrants or rule segments of the current
     run: the one entry point for rewards limited to segments and campaign targeting. Members
     who object to profiling are left out (as of now: an objection or its withdrawal counts at
-    once, without waiting for a run)."""
+    once, without waiting for a run): with `all_at_once`, for a set read whole (a campaign's
+    audience), by one anti-join rather than a probe per member."""
     run = current_run()
     if run is None:
         return Member.objects.none()
@@ -167,7 +173,10 @@ def members_in_segments(
                 run=run, segment_id__in=rule_segment_ids
             ).values("member_id")
         )
-    return without_profiling_objectors(Member.objects.filter(condition, status=MemberStatus.ACTIVE))
+    members = Member.objects.filter(condition, status=MemberStatus.ACTIVE)
+    if all_at_once:
+        return without_profiling_objectors_all_at_once(members)
+    return without_profiling_objectors(members)
 
 
 # --- the partner API: segments with their sizes, and one segment's members ----------------

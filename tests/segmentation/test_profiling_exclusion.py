@@ -163,6 +163,20 @@ def test_targeting_leaves_out_an_objecting_member(champions, weekend_shoppers):
     assert set(targeted) == set(others) and objector not in targeted
 
 
+@pytest.mark.parametrize("all_at_once", [False, True])
+def test_a_list_read_whole_leaves_out_the_same_objectors_as_one_read_per_page(
+    champions, all_at_once
+):
+    *others, objector = champions
+    withdrawn = others[0]
+    object_to_profiling(withdrawn)
+    object_to_profiling(withdrawn, objects=False)  # the newest choice counts
+
+    targeted = selectors.members_in_segments(segments=["champions"], all_at_once=all_at_once)
+
+    assert set(targeted) == set(others) and objector not in targeted
+
+
 def test_segment_limited_rewards_do_not_target_an_objecting_member(champions, weekend_shoppers):
     *others, objector = champions
 
