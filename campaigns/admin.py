@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -39,6 +41,14 @@ from .models import (
     RecipientStatus,
     SkipReason,
     SuppressedAddress,
+)
+
+# The demo's e-mail backends: they write the message where the server runs, nobody gets it.
+_WRITTEN_NOT_SENT = frozenset(
+    {
+        "django.core.mail.backends.console.EmailBackend",
+        "django.core.mail.backends.filebased.EmailBackend",
+    }
 )
 
 
@@ -121,9 +131,20 @@ class MessageAdmin(AuditedModelAdmin, admin.ModelAdmin):
                 except ApplicationError as error:
                     messages.error(request, str(error.message))
                 else:
-                    messages.success(
-                        request, gettext("A test was sent to %(to)s.") % {"to": data["to"]}
-                    )
+                    if settings.EMAIL_BACKEND in _WRITTEN_NOT_SENT:
+                        messages.warning(
+                            request,
+                            gettext(
+                                "The test for %(to)s was not delivered: this installation "
+                                "writes e-mail to the server's console or a folder instead of "
+                                "sending it (EMAIL_URL, see the README)."
+                            )
+                            % {"to": data["to"]},
+                        )
+                    else:
+                        messages.success(
+                            request, gettext("A test was sent to %(to)s.") % {"to": data["to"]}
+                        )
         rendered, error = None, None
         try:
             rendered = services.message_preview(message=message, member=member, language=language)
@@ -153,7 +174,7 @@ class MessageAdmin(AuditedModelAdmin, admin.ModelAdmin):
 def _ticks(label, choices, help_text: str = "") -> forms.MultipleChoiceField:
     """A choice of several keys from `choices`, as tick boxes (stored as a JSON list)."""
     return forms.MultipleChoiceField(
-        label=label,
+        label=capfirst(label),  # as the admin writes the labels of model fields
         choices=choices,
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -632,7 +653,7 @@ class RecipientAdmin(ReadOnlyAdmin):
         "occurrence",
         "status",
         "skip_reason",
-        "segment",
+        "segment_text",
         "tier",
         "sent_at",
         "opened_at",
@@ -646,6 +667,29 @@ class RecipientAdmin(ReadOnlyAdmin):
     search_fields = ["email", "member__member_number"]
     list_select_related = ["campaign"]
     show_full_result_count = False
+    # The keys stored at send time, shown by their names in the reader's language.
+    readonly_fields = ["language_text", "segment_text", "quadrant_text"]
+
+    def get_fields(self, request, obj=None):
+        shown = {
+            "language": "language_text",
+            "segment": "segment_text",
+            "quadrant": "quadrant_text",
+        }
+        fields = [f for f in super().get_fields(request, obj) if f not in shown.values()]
+        return [shown.get(name, name) for name in fields]
+
+    @admin.display(description=_("language"), ordering="language")
+    def language_text(self, recipient: Recipient) -> str:
+        return _names([recipient.language] if recipient.language else [], Language.choices)
+
+    @admin.display(description=_("RFM segment"), ordering="segment")
+    def segment_text(self, recipient: Recipient) -> str:
+        return _names([recipient.segment] if recipient.segment else [], Segment.choices)
+
+    @admin.display(description=_("quadrant"), ordering="quadrant")
+    def quadrant_text(self, recipient: Recipient) -> str:
+        return _names([recipient.quadrant] if recipient.quadrant else [], Quadrant.choices)
 
 
 @admin.register(SuppressedAddress)
@@ -750,7 +794,7 @@ class AutomationAdmin(AuditedModelAdmin, admin.ModelAdmin):
     def sent_recently(self, automation: Automation) -> str:
         return points_text(automation.sent_recently)
 
-    @admin.display(description=_("on"))
+    @admin.display(description=_("status"))
     def active_text(self, automation: Automation) -> str:
         if automation.pk is None:
             return gettext("Off: turn it on after saving.")

@@ -53,9 +53,11 @@ class MessageForm(forms.ModelForm):
         for name, errors in message_check(parts=parts).items():
             for error in errors:
                 self.add_error(name, error)
+        # A part with an error of its own was written: its error says what is wrong with it.
         if not any(
             all(
                 (cleaned.get(f"{part}_{language}") or "").strip()
+                or f"{part}_{language}" in self.errors
                 for part in ("subject", "html", "text")
             )
             for language in MESSAGE_LANGUAGES

@@ -455,7 +455,11 @@ class SuppressedAddress(models.Model):
         verbose_name_plural = _("suppression list")
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), name="suppressed_email_ci_unique"),
+            models.UniqueConstraint(
+                Lower("email"),
+                name="suppressed_email_ci_unique",
+                violation_error_message=_("This address is already on the suppression list."),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -56,14 +56,20 @@ def _render_part(source: str, context: dict, *, part: str, strict: bool) -> str:
     return engine.from_string(source).render(Context(context, autoescape=engine.autoescape))
 
 
-def template_errors(source: str, *, part: str) -> list[str]:
+def template_errors(source: str, *, part: str, language: str | None = None) -> list[str]:
     """Why `source` cannot be a message part: a syntax error, an error while rendering or an
-    unknown variable (rendered against the sample member in the active language); [] if it can."""
-    context = message_context(facts=sample_facts(), unsubscribe_url=sample_unsubscribe_url())
-    try:
-        output = _render_part(source, context, part=part, strict=True)
-    except Exception as error:  # any failure of a staff-written template is a form error
-        return [gettext("Template error: %(error)s") % {"error": error}]
+    unknown variable (rendered against the sample member in `language`, by default the active
+    one); [] if it can. The errors are in the active language: the reader's, not the part's."""
+    with translation.override(language or translation.get_language()):
+        context = message_context(facts=sample_facts(), unsubscribe_url=sample_unsubscribe_url())
+        try:
+            output = _render_part(source, context, part=part, strict=True)
+        except Exception as error:  # any failure of a staff-written template is a form error
+            problem: Exception | None = error
+        else:
+            problem = None
+    if problem is not None:
+        return [gettext("Template error: %(error)s") % {"error": problem}]
     unknown = sorted(set(_UNKNOWN_PATTERN.findall(output)))
     if unknown:
         return [
@@ -81,8 +87,7 @@ def message_check(*, parts: dict[str, str]) -> dict[str, list[str]]:
         part, language = name.rsplit("_", 1)
         if not source.strip():
             continue
-        with translation.override(language):
-            found = template_errors(source, part=part)
+        found = template_errors(source, part=part, language=language)
         if found:
             errors[name] = found
     return errors
@@ -125,13 +130,15 @@ def message_render(
     `strict` raises TemplateInvalid on an unknown variable (previews); sending renders it
     empty, as the templates were checked when saved."""
     language = message_language(message=message, preferred=preferred_language)
+    reader = translation.get_language()
     with translation.override(language):
         context = message_context(facts=facts, unsubscribe_url=unsubscribe_url)
         rendered = {}
         for part in ("subject", "preheader", "html", "text"):
             source = message.part(part, language)
             if strict:
-                errors = template_errors(source, part=part)
+                with translation.override(reader):  # the error is for the staff member
+                    errors = template_errors(source, part=part, language=language)
                 if errors:
                     raise TemplateInvalid(errors[0], field=f"{part}_{language}")
             rendered[part] = _render_part(source, context, part=part, strict=False)

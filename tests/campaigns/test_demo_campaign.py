@@ -31,6 +31,10 @@ def test_the_demo_campaign_was_sent_and_has_results(settings):
     assert report is not None
     total = report.total
     assert total.sent > 0 and total.holdout > 0 and total.opened > 0
+    # Every recipient counted as clicked shows the link they clicked on their page.
+    clicked = Recipient.objects.filter(campaign=campaign, clicked_at__isnull=False)
+    assert total.clicked == clicked.count() > 0
+    assert not clicked.filter(link_clicks__isnull=True).exists()
     assert total.mailed.converted > 0
     # The holdout is drawn at random (a fresh seed), so which group did better is not asserted.
     assert any(value for value in report.chart["mailed"] if value)

@@ -12,14 +12,17 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns.models import (
     Campaign,
     CampaignStatus,
     CampaignTransition,
+    LinkClick,
     Message,
     Recipient,
     RecipientStatus,
@@ -43,9 +46,11 @@ MESSAGE = {
     "preheader_nl": "Je hebt nog {{ points.balance }} {{ points.name }}",
     "preheader_en": "You still have {{ points.balance }} {{ points.name }}",
     "html_nl": "<h1>Hoi {{ member.first_name }}</h1><p>Het is even geleden. Je hebt nog "
-    "{{ points.balance }} {{ points.name }}: kom snel langs.</p>",
+    "{{ points.balance }} {{ points.name }}: kom snel langs.</p>"
+    '<p><a href="{{ portal_url }}">Bekijk je punten</a></p>',
     "html_en": "<h1>Hi {{ member.first_name }}</h1><p>It has been a while. You still have "
-    "{{ points.balance }} {{ points.name }}: come and see us soon.</p>",
+    "{{ points.balance }} {{ points.name }}: come and see us soon.</p>"
+    '<p><a href="{{ portal_url }}">See your points</a></p>',
     "text_nl": "Hoi {{ member.first_name }}, je hebt nog {{ points.balance }} {{ points.name }}.",
     "text_en": "Hi {{ member.first_name }}, you still have {{ points.balance }} {{ points.name }}.",
 }
@@ -104,6 +109,12 @@ class Command(BaseCommand):
             clicked = [pk for pk in opened if rng.random() < CLICKED / OPENED]
             Recipient.objects.filter(pk__in=clicked).update(
                 clicked_at=sent_at + dt.timedelta(hours=3)
+            )
+            # What they clicked: the message's one link (the recipient page lists it).
+            portal_url = settings.SITE_URL.rstrip("/") + reverse("points:dashboard")
+            LinkClick.objects.bulk_create(
+                LinkClick(recipient_id=pk, url=portal_url, at=sent_at + dt.timedelta(hours=3))
+                for pk in clicked
             )
             campaign.status = CampaignStatus.SENT
             campaign.finished_at = sent_at + dt.timedelta(minutes=1)
