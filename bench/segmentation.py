@@ -168,6 +168,11 @@ def _stop_workers(processes: list) -> None:
             process.kill()
 
 
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (the machine is shared: printed at each start)."""
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def measure_chunked(args, database_url: str) -> None:
     """--chunked: the single-process run here, then the chunked run on 1 and 2 workers."""
     from django.db import connection
@@ -187,6 +192,7 @@ def measure_chunked(args, database_url: str) -> None:
     settings = SegmentationSettings.load()
     print(f"range size {settings.range_size:,}, CLV sample {settings.clv_sample_size:,}")
     connection.close()
+    print(f"single process: load average at the start {_load()}")
     single = services.recalculate()
     if single.status != RunStatus.DONE:
         sys.exit(f"the single-process run failed: {single.error}")
@@ -203,6 +209,9 @@ def measure_chunked(args, database_url: str) -> None:
         processes = _start_workers(workers, queue, database_url, os.environ["REDIS_URL"])
         try:
             for number in range(1, args.repeat + 1):
+                print(
+                    f"chunked, {workers} worker process(es), round {number}: load average {_load()}"
+                )
                 run = services.run_start()
                 recalculate_segments.delay(run.pk)
                 deadline = time.monotonic() + 1800
