@@ -30,3 +30,11 @@ class CampaignsConfig(AppConfig):
         from .esp_events import tracking_received
 
         tracking.connect(tracking_received, dispatch_uid="campaigns.esp_events")
+
+        from members import privacy
+
+        from . import privacy as campaign_privacy
+
+        privacy.register_exporter("campaign_messages", campaign_privacy.export_messages)
+        privacy.register_eraser(campaign_privacy.erase_recipients)
+        privacy.register_owned_objects(campaign_privacy.owned_recipients)

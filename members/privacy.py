@@ -205,6 +205,11 @@ def erase_audit_log(member, *, personal: PersonalData) -> int:
     )
 
 
+def erased_email(member) -> str:
+    """The address an erased member (and their login) keeps: unique, and never deliverable."""
+    return f"erased-{member.member_number}@erased.invalid"
+
+
 def _emails(member) -> set[str]:
     emails = {member.email.lower()}
     if member.user_id is not None and member.user.email:

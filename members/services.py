@@ -777,7 +777,7 @@ def member_erase(*, member: Member, by: User | None = None) -> Member:
         consent_change(member=member, granted=False, source="erasure", channel=channel)
     for eraser in privacy.erasers():
         eraser(member)
-    placeholder = f"erased-{member.member_number}@erased.invalid"
+    placeholder = privacy.erased_email(member)
     member.email = placeholder
     member.first_name = ""
     member.last_name = ""

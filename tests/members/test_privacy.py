@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from campaigns.models import SuppressedAddress
 from loyalty.models import PointsAccount, Tier
 from loyalty.services import points_credit, purchase_record, purchase_refund, tier_recalculate
 from members import services
@@ -23,9 +24,12 @@ from members.models import InvitationImport, Member, MemberStatus
 from rewards.models import Redemption, Reward
 from rewards.services import redemption_cancel, reward_redeem
 from tests.factories import (
+    CampaignFactory,
     MemberWithLoginFactory,
     PartnerFactory,
+    RecipientFactory,
     RewardFactory,
+    SuppressedAddressFactory,
     TierFactory,
     UserFactory,
 )
@@ -144,11 +148,23 @@ def test_erasure_leaves_the_members_name_and_address_in_no_column_of_any_table(
         change_message=f"Asked by {FIRST} {LAST} ({EMAIL}) to restock.",
         single_object=True,
     )
+    # Campaigns: a message sent (with a server error recorded on an earlier attempt), one
+    # still waiting, and the address on the suppression list after a complaint.
+    sent = RecipientFactory(
+        member=member,
+        status="sent",
+        sent_at=timezone.now(),
+        last_error=f"450 <{EMAIL.upper()}> mailbox busy",
+    )
+    waiting = RecipientFactory(member=member, campaign=CampaignFactory(), status="pending")
+    SuppressedAddressFactory(email=EMAIL.upper(), reason="complaint")
+    SuppressedAddressFactory(email="someone.else@example.org", reason="complaint")
     # The member logs in once with a wrong password (login log) and once rightly (session).
     client.post(reverse("members:login"), {"username": EMAIL, "password": "wrong-password"})
     client.force_login(member.user)
     before = tables_holding(FIRST, LAST, EMAIL)
     assert "django_admin_log" in before and "members_invitationimport" in before
+    assert {"campaigns_recipient", "campaigns_suppressedaddress"} <= before.keys()
 
     services.member_erase(member=member, by=admin_user)
 
@@ -161,6 +177,17 @@ def test_erasure_leaves_the_members_name_and_address_in_no_column_of_any_table(
     assert len(stored.splitlines()) == 4  # the lines stay, so the report's line numbers match
     assert [(row["row"], row["email"]) for row in job.errors] == [(4, "")]
     assert client.get(reverse("points:dashboard")).status_code == 302  # the session is gone
+    # The campaign rows stay for the results, under the placeholder; the one waiting is skipped.
+    sent.refresh_from_db()
+    waiting.refresh_from_db()
+    member.refresh_from_db()
+    assert member.email == f"erased-{member.member_number}@erased.invalid"
+    assert (sent.status, sent.email) == ("sent", member.email)
+    assert sent.last_error == f"450 <{member.email}> mailbox busy"
+    assert (waiting.status, waiting.skip_reason) == ("skipped", "inactive")
+    assert list(SuppressedAddress.objects.values_list("email", flat=True)) == [
+        "someone.else@example.org"
+    ]
 
 
 def test_erasure_renames_the_admin_history_of_the_members_objects(admin_user, invited_member):
@@ -302,3 +329,23 @@ def test_erasure_deletes_the_logins_sessions_after_the_commit(
     [left] = Session.objects.all()
     assert str(left.get_decoded()["_auth_user_id"]) == str(other.user_id)
     assert other_client.get(reverse("points:dashboard")).status_code == 200
+
+
+def test_the_export_holds_the_campaign_messages_and_the_links_clicked(invited_member):
+    from campaigns.services import recipient_clicked
+
+    campaign = CampaignFactory(name="Spring offer")
+    recipient = RecipientFactory(
+        member=invited_member, campaign=campaign, status="sent", sent_at=timezone.now()
+    )
+    recipient_clicked(recipient_id=recipient.pk, url="https://shop.example/spring")
+    RecipientFactory(member=invited_member, status="holdout")
+
+    messages = exported(invited_member)["campaign_messages"]
+
+    assert [message["status"] for message in messages] == ["sent", "holdout"]
+    first = messages[0]
+    assert first["campaign"] == "Spring offer" and first["email"] == EMAIL
+    assert first["opened_at"] and first["clicked_at"]  # a click counts as an open
+    assert [link["url"] for link in first["links_clicked"]] == ["https://shop.example/spring"]
+    assert messages[1]["links_clicked"] == []
