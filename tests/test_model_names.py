@@ -95,7 +95,7 @@ def test_a_purchase_line_shows_category_quantity_and_money_in_the_page_language(
     with translation.override("en"):
         assert str(line) == "schoenen, quantity 2, €1,060.18"
     with translation.override("nl"):
-        assert str(line).endswith(" 2, € 1.060,18")
+        assert str(line).endswith(" 2, €\u00a01.060,18")
 
 
 def test_a_ledger_entry_shows_kind_signed_points_and_day():

@@ -26,7 +26,7 @@ def _decimal(value) -> Decimal | None:
 
 def money_text(value, decimals: int = 2) -> str:
     """'€ 14.090,15' in Dutch, '€14,090.15' in English ('€ 14.090' with decimals=0); '' for
-    no value or not a number."""
+    no value or not a number. The Dutch space is a no-break space: the sign never ends a line."""
     amount = _decimal(value)
     if amount is None:
         return ""
@@ -34,7 +34,7 @@ def money_text(value, decimals: int = 2) -> str:
     negative = amount < 0
     digits = number_format(abs(amount), decimal_pos=decimals, force_grouping=True)
     if (get_language() or "").startswith("nl"):
-        return f"€ -{digits}" if negative else f"€ {digits}"
+        return f"€\u00a0-{digits}" if negative else f"€\u00a0{digits}"
     return f"-€{digits}" if negative else f"€{digits}"
 
 

@@ -130,7 +130,7 @@ def test_the_kpi_page_shows_euros_and_counts_in_the_admins_language(page, live_s
     page.wait_for_url(lambda url: "/login" not in url)
 
     for language, spend, redeemed in [
-        ("nl", "€ 14.090,15", "2.936"),
+        ("nl", "€\u00a014.090,15", "2.936"),
         ("en", "€14,090.15", "2,936"),
     ]:
         use_language(page, live_server, language)
