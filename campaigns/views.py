@@ -10,6 +10,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from members.models import ConsentChannel
+from members.selectors import consent_granted
+
 from . import services
 from .errors import InvalidTrackingLink, InvalidUnsubscribeLink
 from .tokens import click_read, open_read
@@ -29,6 +32,11 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         if request.method == "POST":
             services.unsubscribe(token=token)
             response = render(request, "campaigns/unsubscribed.html", {"member": member})
+        elif not consent_granted(member=member, channel=ConsentChannel.EMAIL):
+            # Asking again would suggest the first time did not work.
+            response = render(
+                request, "campaigns/unsubscribed.html", {"member": member, "already": True}
+            )
         else:
             response = render(
                 request, "campaigns/unsubscribe.html", {"member": member, "token": token}

@@ -53,6 +53,28 @@ def test_a_second_post_records_nothing_new(client, subscribed):
     assert ConsentRecord.objects.filter(member=subscribed).count() == 2
 
 
+def test_the_link_opened_again_after_unsubscribing_says_so_instead_of_asking_again(
+    client, subscribed
+):
+    client.post(_url(subscribed))
+
+    page = client.get(_url(subscribed)).content.decode()
+
+    assert "Je was al afgemeld" in page and "lisa@example.com" in page
+    assert "<form" not in page.split("<main", 1)[-1]  # no second button to press
+    assert ConsentRecord.objects.filter(member=subscribed).count() == 2
+
+
+def test_an_erased_members_link_shows_no_placeholder_address(client, subscribed):
+    from members.services import member_erase
+
+    member_erase(member=subscribed)
+
+    page = client.get(_url(subscribed)).content.decode()
+
+    assert "Je was al afgemeld" in page and "erased" not in page
+
+
 @pytest.mark.parametrize("method", ["get", "post"])
 def test_a_forged_token_neither_shows_nor_unsubscribes(client, subscribed, method):
     token = unsubscribe_token(member_id=subscribed.pk)
@@ -71,6 +93,7 @@ def test_a_forged_token_neither_shows_nor_unsubscribes(client, subscribed, metho
 
 def test_the_confirmation_page_is_english_for_an_english_member(client):
     member = MemberFactory(language="en")
+    ConsentRecordFactory(member=member, channel="email", granted=True, source="enrolment")
 
     response = client.get(_url(member))
 

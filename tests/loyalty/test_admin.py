@@ -197,7 +197,10 @@ def test_the_dry_run_checks_each_line_as_a_purchase_does(admin_client, program):
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("nl", ["€\u00a01.030,50", "&times;2", "3.091,50", "772,50", "(&times;1,5)", "<b>3.864</b>"]),
+        (
+            "nl",
+            ["€\u00a01.030,50", "&times;2", "3.091,50", "772,50", "(&times;1,5)", "<b>3.864</b>"],
+        ),
         ("en", ["€1,030.50", "&times;2", "3,091.50", "772.50", "(&times;1.5)", "<b>3,864</b>"]),
     ],
 )

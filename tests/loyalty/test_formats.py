@@ -94,7 +94,10 @@ def kpi_figures(program):
 
 @pytest.mark.parametrize(
     ("language", "spend", "redeemed", "target"),
-    [("nl", "€\u00a014.090,15", "2.936", "€\u00a0300,00"), ("en", "€14,090.15", "2,936", "€300.00")],
+    [
+        ("nl", "€\u00a014.090,15", "2.936", "€\u00a0300,00"),
+        ("en", "€14,090.15", "2,936", "€300.00"),
+    ],
 )
 def test_the_kpi_page_shows_amounts_and_counts_in_the_pages_format(
     admin_client, kpi_figures, language, spend, redeemed, target
