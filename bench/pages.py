@@ -12,6 +12,9 @@ first, then --rounds timed ones; the median is reported):
   the segmentation runs;
 - a member search by member number, by full e-mail address (in upper case: the lookup ignores
   case) and by part of a last name;
+- the campaign with the most recipients (its results page, its recipients and a recipient search),
+  the comparison page and every automation's page (`manage.py demo_campaigns` puts a campaign with
+  a few hundred thousand recipients and its results on this database);
 - every portal page for one active member with purchases (the member is given a portal login,
   `bench-portal@example.com`, if none of the database's members has one).
 
@@ -169,6 +172,56 @@ def report_pages() -> list[Page]:
     return pages
 
 
+def campaign_pages() -> list[Page]:
+    """The campaign with the most recipients (`manage.py demo_campaigns` makes one on this
+    database): its page with the results, its recipients, a recipient search; the comparison
+    page; every automation's page. Nothing when there is no campaign."""
+    from urllib.parse import urlencode
+
+    from django.db.models import Count
+    from django.urls import reverse
+
+    from campaigns.models import Automation, Campaign, Recipient
+
+    campaign = Campaign.objects.annotate(size=Count("recipients")).order_by("-size", "pk").first()
+    if campaign is None:
+        return []
+    recipients = reverse("admin:campaigns_recipient_changelist")
+    one = Recipient.objects.filter(campaign=campaign).select_related("member").order_by("pk")
+    pages = [
+        Page(
+            "campaign",
+            f"campaign with results ({campaign.size:,} recipients)",  # type: ignore[attr-defined]
+            reverse("admin:campaigns_campaign_change", args=[campaign.pk]),
+        ),
+        Page(
+            "campaign",
+            "its recipients",
+            recipients + "?" + urlencode({"campaign__id__exact": campaign.pk}),
+        ),
+        Page("campaign", "compare campaigns", reverse("admin:campaigns_campaign_compare")),
+    ]
+    first = one.first()
+    if first is not None:
+        pages.append(
+            Page(
+                "campaign",
+                "recipients by member number",
+                recipients + "?" + urlencode({"q": first.member.member_number}),
+                LOOKUP_TARGET_MS,
+            )
+        )
+    for automation in Automation.objects.order_by("pk"):
+        pages.append(
+            Page(
+                "campaign",
+                f"automation {automation.trigger}",
+                reverse("admin:campaigns_automation_change", args=[automation.pk]),
+            )
+        )
+    return pages
+
+
 def search_pages(member) -> list[Page]:
     from urllib.parse import urlencode
 
@@ -301,7 +354,7 @@ def main() -> None:
     portal = Client(HTTP_ACCEPT_LANGUAGE=args.language, raise_request_exception=False)
     portal.cookies[settings.LANGUAGE_COOKIE_NAME] = args.language
 
-    pages = report_pages() + admin_pages()
+    pages = report_pages() + admin_pages() + campaign_pages()
     if member is not None:
         portal.force_login(member.user)
         pages += search_pages(member) + portal_pages(member)

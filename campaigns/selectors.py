@@ -139,15 +139,35 @@ class Progress:
         return int(100 * (self.sent + self.failed) / self.to_send)
 
 
+# A sent campaign keeps its recipients' states (it finished with none waiting): counted once,
+# then kept. Not a cancelled one: a worker may still record the message it was sending.
+_FINAL_STATES = (CampaignStatus.SENT,)
+_COUNTS_CACHE_KEY = "campaigns:state-counts:v1:{}:{}:{}"
+
+
+def _counts_once(campaign: Campaign, name: str, count) -> dict:
+    """`count()` now, or as kept for a campaign in a final state (a 500,000-recipient campaign
+    took 0.3-0.9 s to count on every view of its page and of the list)."""
+    if campaign.status not in _FINAL_STATES or campaign.started_at is None:
+        return count()
+    key = _COUNTS_CACHE_KEY.format(campaign.pk, campaign.started_at.timestamp(), name)
+    return cache.get_or_set(key, count, RESULTS_CLOSED_SECONDS)
+
+
 def campaign_progress(*, campaign: Campaign) -> Progress:
-    """Recipients per state (one grouped query)."""
-    counts = dict(
-        Recipient.objects.filter(campaign=campaign)
-        .values("status")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("status", "n")
-    )
+    """Recipients per state (one grouped query; COUNT(*) so that the (campaign, status) index
+    answers it alone)."""
+
+    def count() -> dict:
+        return dict(
+            Recipient.objects.filter(campaign=campaign)
+            .values("status")
+            .annotate(n=Count("*"))
+            .order_by()
+            .values_list("status", "n")
+        )
+
+    counts = _counts_once(campaign, "status", count)
     sent = counts.get(RecipientStatus.SENT, 0)
     failed = counts.get(RecipientStatus.FAILED, 0)
     waiting = sum(
@@ -168,13 +188,16 @@ def campaign_progress(*, campaign: Campaign) -> Progress:
 
 
 def skip_reasons(*, campaign: Campaign) -> dict[str, int]:
-    return dict(
-        Recipient.objects.filter(campaign=campaign, status=RecipientStatus.SKIPPED)
-        .values("skip_reason")
-        .annotate(n=Count("pk"))
-        .order_by()
-        .values_list("skip_reason", "n")
-    )
+    def count() -> dict:
+        return dict(
+            Recipient.objects.filter(campaign=campaign, status=RecipientStatus.SKIPPED)
+            .values("skip_reason")
+            .annotate(n=Count("*"))
+            .order_by()
+            .values_list("skip_reason", "n")
+        )
+
+    return _counts_once(campaign, "skipped", count)
 
 
 def automations_with_sent(*, days: int = 30, now: dt.datetime | None = None) -> QuerySet:

@@ -82,3 +82,45 @@ def test_a_support_agent_views_but_cannot_send(client, staff_in, scored, campaig
     assert action.status_code == 403
     assert Campaign.objects.get().status == CampaignStatus.DRAFT
     assert not Recipient.objects.filter(status=RecipientStatus.SENT).exists()
+
+
+def test_a_sent_campaigns_states_are_counted_once_then_kept(
+    admin_client, scored, campaign_of, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    scored(6)
+    campaign = campaign_of(holdout_percent=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            reverse("admin:campaigns_campaign_action", args=[campaign.pk, "send_now"])
+        )
+    campaign.refresh_from_db()
+    assert campaign.status == CampaignStatus.SENT
+    page = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
+    assert "6 of 6 sent" in admin_client.get(page).content.decode()
+
+    with CaptureQueriesContext(connection) as queries:
+        again = admin_client.get(page).content.decode()
+        listed = admin_client.get(reverse("admin:campaigns_campaign_changelist")).content.decode()
+
+    counting = [q["sql"] for q in queries if "GROUP BY" in q["sql"] and "status" in q["sql"]]
+    assert counting == []
+    assert "6 of 6 sent" in again and "6 of 6 sent" in listed
+
+
+def test_recipients_are_found_by_the_members_number_or_address(admin_client, scored, campaign_of):
+    from tests.factories import RecipientFactory
+
+    members = scored(3)
+    campaign = campaign_of()
+    for member in members:
+        RecipientFactory(campaign=campaign, member=member)
+    wanted = members[1]
+    url = reverse("admin:campaigns_recipient_changelist")
+
+    for term in (wanted.member_number, wanted.email.upper()):
+        rows = admin_client.get(url, {"q": term}).context["cl"].result_list
+        assert [row.member_id for row in rows] == [wanted.pk]
+    assert list(admin_client.get(url, {"q": "nobody@example.org"}).context["cl"].result_list) == []
