@@ -587,15 +587,25 @@ def campaign_results_store(*, campaign: Campaign) -> CampaignResults | None:
     return report
 
 
-def campaign_results_cached(*, campaign: Campaign) -> CampaignResults | None:
+def campaign_results_cached(*, campaign: Campaign, compute: bool = True) -> CampaignResults | None:
     """The campaign's results as last computed (at most 15 minutes old while its window is
-    open; `computed_at` says when), computed now when none are kept."""
+    open; `computed_at` says when), computed now when none are kept (unless not `compute`)."""
     if campaign.started_at is None:
         return None
     report = cache.get(results_cache_key(campaign))
-    if report is None:
+    if report is None and compute:
         report = campaign_results_store(campaign=campaign)
     return report
+
+
+# The comparison page: the newest campaigns that were started, at most this many.
+COMPARED = 25
+
+
+def compared_campaigns() -> list[Campaign]:
+    return list(
+        Campaign.objects.filter(started_at__isnull=False).order_by("-started_at", "-pk")[:COMPARED]
+    )
 
 
 def campaigns_with_open_results(now: dt.datetime) -> QuerySet[Campaign]:

@@ -72,4 +72,18 @@ def results_refresh() -> int:
     campaigns = list(campaigns_with_open_results(timezone.now()))
     for campaign in campaigns:
         campaign_results_store(campaign=campaign)
-    return len(campaigns)
+    return len(campaigns) + results_warm()
+
+
+@shared_task(acks_late=True)
+def results_warm() -> int:
+    """Compute the results the comparison page lacks (a closed window's kept for a week ran
+    out, or the page had no time left to compute them); returns how many."""
+    from .selectors import campaign_results_cached, campaign_results_store, compared_campaigns
+
+    missing = [
+        c for c in compared_campaigns() if not campaign_results_cached(campaign=c, compute=False)
+    ]
+    for campaign in missing:
+        campaign_results_store(campaign=campaign)
+    return len(missing)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from campaigns import results
 from campaigns.models import CampaignSettings, RecipientStatus
-from campaigns.selectors import ResultRow, campaign_results
+from campaigns.selectors import ResultRow, campaign_results, campaign_results_cached
 from tests.factories import (
     CampaignFactory,
     LedgerEntryFactory,
@@ -322,6 +322,27 @@ def test_the_comparison_lists_sent_campaigns_with_their_uplift(admin_client, sco
     assert "Spring champions" in body and "Still a draft" not in body
     assert "25.0 %" in body
     assert "No measurable effect yet." in body
+
+
+@pytest.mark.django_db
+def test_the_comparison_leaves_what_it_has_no_time_for_to_a_worker(
+    admin_client, scored, campaign_of, monkeypatch
+):
+    from django.core.cache import cache
+
+    from campaigns.admin import CampaignAdmin
+
+    campaign = _results_campaign(campaign_of, scored, name="Spring champions")
+    cache.clear()
+    monkeypatch.setattr(CampaignAdmin, "COMPARE_BUDGET_SECONDS", 0.0)
+
+    first = admin_client.get(reverse("admin:campaigns_campaign_compare")).content.decode()
+
+    # No time to compute: the row says so, and the worker (eager here) computed it meanwhile.
+    assert "The figures are being computed" in first and "25.0 %" not in first
+    assert campaign_results_cached(campaign=campaign, compute=False) is not None
+    second = admin_client.get(reverse("admin:campaigns_campaign_compare")).content.decode()
+    assert "25.0 %" in second and "The figures are being computed" not in second
 
 
 @pytest.mark.django_db
