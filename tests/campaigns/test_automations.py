@@ -576,3 +576,23 @@ def test_an_automations_bonus_offer_is_its_campaigns_and_pays_its_mailed_members
     assert bonus.points == 40
     assert bonus.reason_key == CAMPAIGN_BONUS
     assert bonus.reason_params["campaign_id"] == automation.campaign_id
+
+
+def test_the_list_counts_each_automations_messages_of_the_last_30_days(automation_of):
+    from django.utils import timezone
+
+    from campaigns.selectors import automations_with_sent
+    from tests.factories import RecipientFactory
+
+    busy = automation_of(AutomationTrigger.WELCOME)
+    quiet = automation_of(AutomationTrigger.BIRTHDAY)
+    now = timezone.now()
+    for days_ago, status in ((1, "sent"), (29, "sent"), (31, "sent"), (1, "failed")):
+        RecipientFactory(
+            campaign=busy.campaign, status=status, sent_at=now - dt.timedelta(days=days_ago)
+        )
+    RecipientFactory(campaign=quiet.campaign, status="pending")
+
+    counted = {a.pk: a.sent_recently for a in automations_with_sent(days=30, now=now)}
+
+    assert counted == {busy.pk: 2, quiet.pk: 0}
