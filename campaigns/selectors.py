@@ -93,7 +93,9 @@ class AudienceEstimate:
 
 
 def holdout_size(members: int, percent: int) -> int:
-    return round(members * percent / 100)
+    """`percent` of `members`, rounded half up (the freeze statement computes the same in SQL,
+    in integers: services.recipients_insert)."""
+    return (members * percent + 50) // 100
 
 
 def audience_estimate(*, campaign: Campaign) -> AudienceEstimate:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import random
+import hashlib
 import re
 import secrets
 import smtplib
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
@@ -50,7 +52,6 @@ from .selectors import (
     audience,
     campaigns_due,
     capped_member_ids,
-    holdout_size,
     results_cache_key,
 )
 from .tokens import unsubscribe_read, unsubscribe_url
@@ -345,6 +346,23 @@ _FROZEN_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class HoldoutDraw:
+    """A one-off campaign's holdout, drawn inside the INSERT ... SELECT that freezes it: the
+    audience ranked by `holdout_rank_key` (MD5 of "<seed>:<member id>", then the member id) and
+    the first `holdout_size(audience, percent)` held out (docs/campaigns.md, "Freeze")."""
+
+    seed: int
+    percent: int
+
+
+def holdout_rank_key(seed: int, member_id: int) -> tuple[str, int]:
+    """A member's place in the holdout draw of `seed`, as the database ranks it (the freeze
+    statement computes the same MD5 in SQL): sorting the audience by this and taking the first
+    `holdout_size` members reproduces a campaign's holdout from its recorded seed."""
+    return hashlib.md5(f"{seed}:{member_id}".encode()).hexdigest(), member_id
+
+
 def recipients_insert(
     *,
     campaign: Campaign,
@@ -352,12 +370,16 @@ def recipients_insert(
     occurrence: str = "",
     next_attempt_at: dt.datetime | None = None,
     returning: bool = False,
+    holdout: HoldoutDraw | None = None,
+    capped: QuerySet | None = None,
 ) -> int | list[tuple[int, int, str]]:
     """One `INSERT INTO campaigns_recipient ... SELECT` of a recipient per member, with their
-    segment, quadrant and tier now. With `returning`, a row that exists already (same campaign,
-    member and occurrence: an event told twice, a daily scan run twice) is left alone
-    (ON CONFLICT DO NOTHING) and the new rows' (id, member id, occurrence) are returned;
-    without it, the number of rows written."""
+    segment, quadrant and tier now. With `holdout`, the statement also draws the holdout
+    (status `holdout`); members in `capped` (a query of member ids) who are not held out are
+    written as skipped for the frequency cap: no second pass over the rows. With `returning`,
+    a row that exists already (same campaign, member and occurrence: an event told twice, a
+    daily scan run twice) is left alone (ON CONFLICT DO NOTHING) and the new rows' (id, member
+    id, occurrence) are returned; without it, the number of rows written."""
     run = current_run()
     # The members with their tier, joined once to their score of the current run (one hash
     # join; a correlated subquery per member and column took most of the time at 500,000).
@@ -368,23 +390,52 @@ def recipients_insert(
     )
     try:
         members_sql, members_params = rows.query.sql_with_params()
+        capped_sql, capped_params = (
+            capped.query.sql_with_params() if capped is not None else ("", ())
+        )
     except EmptyResultSet:  # an audience that cannot hold anyone
         return [] if returning else 0
     table = connection.ops.quote_name(Recipient._meta.db_table)
     scores = connection.ops.quote_name(MemberScore._meta.db_table)
+    source, source_params = f"({members_sql}) a", list(members_params)
+    held, held_params = "1 = 0", []
+    if holdout is not None:
+        # Ranked by the same key as `holdout_rank_key` ("C": byte order of the hex digits,
+        # whatever the database's collation); the first round-half-up(n x percent / 100) are
+        # held out: rank <= (n x percent + 50) div 100, written without an integer division.
+        draw_key = f"MD5(%s || CAST(m.id AS TEXT)){_collate_c()}"
+        source = (
+            f"(SELECT m.*, ROW_NUMBER() OVER (ORDER BY {draw_key}, m.id) AS holdout_rank, "
+            f"COUNT(*) OVER () AS audience_size FROM ({members_sql}) m) a"
+        )
+        source_params = [f"{holdout.seed}:", *members_params]
+        held, held_params = "a.holdout_rank * 100 <= a.audience_size * %s + 50", [holdout.percent]
+    capped_join, over_cap = "", "1 = 0"
+    if capped is not None:
+        capped_join = f" LEFT JOIN ({capped_sql}) c ON c.member_id = a.id"
+        over_cap = "c.member_id IS NOT NULL"
     select_sql = (
         "SELECT %s, a.id, a.email, a.language, COALESCE(s.segment, ''), "
-        "COALESCE(s.quadrant, ''), a.frozen_tier, %s, '', '', 0, '', '', %s, %s "
-        f"FROM ({members_sql}) a LEFT JOIN {scores} s ON s.run_id = %s AND s.member_id = a.id "
-        "ORDER BY a.id"
+        f"COALESCE(s.quadrant, ''), a.frozen_tier, "
+        f"CASE WHEN {held} THEN %s WHEN {over_cap} THEN %s ELSE %s END, "
+        f"CASE WHEN {held} THEN '' WHEN {over_cap} THEN %s ELSE '' END, "
+        "'', 0, '', '', %s, %s "
+        f"FROM {source} LEFT JOIN {scores} s ON s.run_id = %s AND s.member_id = a.id"
+        f"{capped_join} ORDER BY a.id"
     )
     params = [
         campaign.pk,
+        *held_params,
+        RecipientStatus.HOLDOUT.value,
+        RecipientStatus.SKIPPED.value,
         RecipientStatus.PENDING.value,
+        *held_params,
+        SkipReason.FREQUENCY_CAP.value,
         occurrence,
         next_attempt_at,
-        *members_params,
+        *source_params,
         run.pk if run else None,
+        *capped_params,
     ]
     columns = ", ".join(_FROZEN_COLUMNS)
     if not returning:
@@ -404,51 +455,57 @@ def recipients_insert(
         return [tuple(row) for row in cursor.fetchall()]
 
 
+def _collate_c() -> str:
+    return ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+
+
 def audience_freeze(*, campaign: Campaign) -> int:
     """Write one recipient row per member of the audience, with their segment, quadrant and
-    tier now, in one INSERT ... SELECT; draw the holdout with a recorded seed; record members
-    at the frequency cap as skipped. Runs once per campaign (in its start transaction)."""
+    tier now, the holdout drawn by a recorded seed and members at the frequency cap skipped,
+    all in one INSERT ... SELECT (the audience never passes through Python). Runs once per
+    campaign (in its start transaction)."""
     if Recipient.objects.filter(campaign=campaign).exists():
         return 0
-    inserted = recipients_insert(campaign=campaign, members=audience(campaign=campaign))
-    _draw_holdout(campaign)
-    Recipient.objects.filter(
-        campaign=campaign,
-        status=RecipientStatus.PENDING,
-        member_id__in=capped_member_ids(),
-    ).update(status=RecipientStatus.SKIPPED, skip_reason=SkipReason.FREQUENCY_CAP)
+    campaign.holdout_seed = secrets.randbits(62)
+    campaign.save(update_fields=["holdout_seed"])
+    with _set_based_plan():
+        inserted = recipients_insert(
+            campaign=campaign,
+            members=audience(campaign=campaign),
+            holdout=HoldoutDraw(seed=campaign.holdout_seed, percent=campaign.holdout_percent),
+            capped=capped_member_ids(),
+        )
     return inserted if isinstance(inserted, int) else len(inserted)
 
 
-_UPDATE_CHUNK = 5000
+# For the one statement that reads a whole audience: hash joins, sorts and hashes in memory
+# up to this much each (bounded; beyond it they spill to disk, as before).
+_FREEZE_WORK_MEM = "64MB"
 
 
-def _draw_holdout(campaign: Campaign) -> None:
-    """`holdout_percent` of the frozen audience, a uniform random sample by a recorded seed
-    (the same seed and audience give the same holdout)."""
-    seed = secrets.randbits(62)
-    ids = list(
-        Recipient.objects.filter(campaign=campaign)
-        .order_by("member_id")
-        .values_list("pk", flat=True)
-    )
-    chosen = sorted(
-        random.Random(seed).sample(ids, holdout_size(len(ids), campaign.holdout_percent))
-    )
-    if connection.vendor == "postgresql" and chosen:
-        table = connection.ops.quote_name(Recipient._meta.db_table)
-        with connection.cursor() as cursor:  # one statement, one array parameter
-            cursor.execute(
-                f"UPDATE {table} SET status = %s WHERE id = ANY(%s)",
-                [RecipientStatus.HOLDOUT.value, chosen],
-            )
-    else:
-        for start in range(0, len(chosen), _UPDATE_CHUNK):
-            Recipient.objects.filter(pk__in=chosen[start : start + _UPDATE_CHUNK]).update(
-                status=RecipientStatus.HOLDOUT
-            )
-    campaign.holdout_seed = seed
-    campaign.save(update_fields=["holdout_seed"])
+@contextmanager
+def _set_based_plan():
+    """PostgreSQL: no nested loops and more memory per sort or hash, for this transaction
+    until the statement is done. The planner estimates the consent window (a filter on window
+    functions) at a few hundred rows for 700,000 and chose probe-per-member nested loops; with
+    stale statistics of the recipients table it ran the frequency-cap aggregate once per row."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    names = ("enable_nestloop", "work_mem")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s), current_setting(%s)", names)
+        before = cursor.fetchone()
+        cursor.execute(
+            "SELECT set_config(%s, 'off', true), set_config(%s, %s, true)",
+            [names[0], names[1], _FREEZE_WORK_MEM],
+        )
+    yield  # after an error the transaction is rolled back, and these local settings with it
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+            [names[0], before[0], names[1], before[1]],
+        )
 
 
 @transaction.atomic
