@@ -421,6 +421,12 @@ class Recipient(models.Model):
                 condition=Q(sent_at__isnull=False),
                 name="recipient_member_sent_idx",
             ),
+            # An automation's messages of the last 30 days (its list), sent ones only.
+            models.Index(
+                fields=["campaign", "sent_at"],
+                condition=Q(status="sent"),
+                name="recipient_campaign_sent_idx",
+            ),
         ]
 
     def __str__(self) -> str:
