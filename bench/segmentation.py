@@ -265,7 +265,8 @@ def measure_clv_samples(sizes: list[int], settings) -> None:
     aggregates = purchase_aggregates(now=now, window_start=now - dt.timedelta(days=365))
     active = Member.objects.filter(status=MemberStatus.ACTIVE).values_list("pk", flat=True)
     aggregates = aggregates[aggregates["member_id"].isin(np.fromiter(active, dtype="int64"))]
-    summary = customer_summary(aggregates.sort_values("member_id")).reset_index(drop=True)
+    aggregates = aggregates.sort_values("member_id")
+    summary = customer_summary(aggregates).reset_index(drop=True)
     print(
         f"{len(summary):,} customers; model {settings.clv_purchase_model}, seed {CLV_SAMPLE_SEED}"
     )
@@ -273,7 +274,7 @@ def measure_clv_samples(sizes: list[int], settings) -> None:
         "sample      fit s   r       alpha    a       b       p       q       v     mean CLV  mean E[purchases]  median CLV"
     )
     for size in sizes:
-        sample = clv_sample(summary, size or None, CLV_SAMPLE_SEED)
+        sample = clv_sample(summary, aggregates["member_id"], size or None, CLV_SAMPLE_SEED)
         started = time.perf_counter()
         model = clv.fit_customer_value(
             sample, purchase_model=settings.clv_purchase_model, max_rows=None

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .sorted_runs import SortedRuns
+
 TRUE_FRIENDS = "true_friends"
 BUTTERFLIES = "butterflies"
 BARNACLES = "barnacles"
@@ -43,6 +45,19 @@ def thresholds_for(
         if profitability is not None
         else median("profitability"),
     )
+
+
+def median_of_runs(runs: SortedRuns) -> float:
+    """thresholds_for's median of a population held as sorted runs on disk (no NaN): the
+    middle value, or the mean of the two middle values of an even count (as pandas); 0.0 for
+    none."""
+    if runs.count == 0:
+        return 0.0
+    upper = runs.rank_value(runs.count // 2)
+    if runs.count % 2:
+        return upper
+    # As numpy's mean of the two: their sum, then halved.
+    return float((np.float64(runs.rank_value(runs.count // 2 - 1)) + upper) / 2)
 
 
 def assign_quadrants(frame: pd.DataFrame, thresholds: Thresholds) -> pd.Series:

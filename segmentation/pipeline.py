@@ -6,13 +6,16 @@ the members to score, calls `compute_scores`, and writes the frame it returns in
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import clv, matrix, rfm
+from .sorted_runs import SortedRuns
 
 SCORE_COLUMNS = [
     "member_id",
@@ -45,6 +48,10 @@ class Parameters:
     profitability_threshold: float | None = None
     # F by these purchase-count bands (lowest count per score) instead of quantiles if set.
     frequency_bands: tuple[int, ...] | None = None
+
+
+# The columns of customer_summary: the CLV input of a customer.
+SUMMARY_COLUMNS = ["frequency", "recency", "T", "monetary_value"]
 
 
 def customer_summary(aggregates: pd.DataFrame) -> pd.DataFrame:
@@ -131,13 +138,64 @@ def _predict(model: clv.CustomerValueModel, summary: pd.DataFrame, parameters: P
     )
 
 
-def clv_sample(summary: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
-    """A seeded random sample of `size` customers of `summary`, in its order (all of them when
-    there are no more; None: all)."""
-    if size is None or len(summary) <= size:
-        return summary
-    rows = np.random.default_rng(seed).choice(len(summary), size, replace=False)
-    return summary.iloc[np.sort(rows)]
+def sample_keys(member_ids, seed: int) -> np.ndarray:
+    """A pseudo-random number per member id, the same for the same id and seed (splitmix64 of
+    the id offset by the seed): distinct ids get distinct keys."""
+    offset = np.uint64(seed * 0x9E3779B97F4A7C15 % 2**64)
+    keys = np.asarray(member_ids, dtype="int64").astype("uint64") + offset
+    keys = (keys ^ (keys >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    keys = (keys ^ (keys >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return keys ^ (keys >> np.uint64(31))
+
+
+# How the CLV sample is drawn, as the run records it.
+SAMPLE_METHOD = "lowest seeded hash of the member id"
+
+
+class CustomerSample:
+    """A seeded random sample of `size` customers (None: all), drawn part by part: the
+    customers with the lowest sample_keys of their member id. It holds at most twice the
+    sample and one part, whatever the member count; it is all customers when there are no
+    more, and the same customers however the members are split into parts."""
+
+    def __init__(self, size: int | None, seed: int) -> None:
+        self.size, self.seed = size, seed
+        self._keys: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+        self._rows: list[pd.DataFrame] = []
+        self._held = 0
+
+    def add(self, member_ids, summary: pd.DataFrame) -> None:
+        """Offer the customers `member_ids` with their CLV input `summary` (same order)."""
+        self._ids.append(np.asarray(member_ids, dtype="int64"))
+        self._keys.append(sample_keys(self._ids[-1], self.seed))
+        self._rows.append(summary.reset_index(drop=True))
+        self._held += len(summary)
+        if self.size is not None and self._held > 2 * self.size:
+            self._keep_lowest()
+
+    def _keep_lowest(self) -> None:
+        keys, ids = np.concatenate(self._keys), np.concatenate(self._ids)
+        rows = pd.concat(self._rows, ignore_index=True)
+        if self.size is not None and len(keys) > self.size:
+            kept = np.argpartition(keys, self.size - 1)[: self.size]
+            keys, ids, rows = keys[kept], ids[kept], rows.iloc[kept].reset_index(drop=True)
+        self._keys, self._ids, self._rows, self._held = [keys], [ids], [rows], len(keys)
+
+    def summary(self) -> pd.DataFrame:
+        """The sample's CLV input, in member order."""
+        if not self._rows:
+            return pd.DataFrame(columns=SUMMARY_COLUMNS, dtype="float64")
+        self._keep_lowest()
+        order = np.argsort(self._ids[0], kind="stable")
+        return self._rows[0].iloc[order].reset_index(drop=True)
+
+
+def clv_sample(summary: pd.DataFrame, member_ids, size: int | None, seed: int) -> pd.DataFrame:
+    """The CustomerSample of the customers `member_ids` with their CLV input `summary`."""
+    sample = CustomerSample(size, seed)
+    sample.add(member_ids, summary)
+    return sample.summary()
 
 
 def global_facts(
@@ -149,60 +207,83 @@ def global_facts(
 ) -> tuple[GlobalFacts, dict]:
     """The facts of the whole population, read part by part (`parts`: the aggregates and
     member ids of one member-id range each, as compute_scores takes them): the exact quantile
-    thresholds from every in-window member's values, the CLV models fitted once on a seeded
-    random sample of `sample_size` customers (all of them, in member order, when there are
-    no more; None: all), and the matrix medians over every customer's prediction. Per
-    customer it keeps only the CLV input (4 numbers) and per in-window member the 3 RFM values.
-    Returns the facts and what the run records about them."""
-    values: dict[str, list[np.ndarray]] = {"recency_days": [], "frequency": [], "monetary": []}
-    summaries: list[pd.DataFrame] = []
-    members = repeaters = 0
+    thresholds of every in-window member's values, the CLV models fitted once on a seeded
+    random sample of `sample_size` customers (CustomerSample: all of them when there are no
+    more; None: all), and the matrix medians over every customer's prediction.
+
+    Its memory does not grow with the member count: what it needs of every member (the R, F
+    and M values, the CLV input, then the two predictions) goes to sorted runs and files in a
+    temporary directory, part by part, about 72 bytes a customer on disk; it holds one or two
+    parts, the sample and a few pages of the runs. Returns the facts and what the run records
+    about them."""
+    with tempfile.TemporaryDirectory(prefix="segmentation-facts-") as directory:
+        return _global_facts(parts, parameters, sample_size, seed, Path(directory))
+
+
+def _global_facts(
+    parts: Iterable[tuple[pd.DataFrame, pd.Series]],
+    parameters: Parameters,
+    sample_size: int | None,
+    seed: int,
+    directory: Path,
+) -> tuple[GlobalFacts, dict]:
+    columns = ["recency_days", "frequency", "monetary"]
+    if parameters.frequency_bands is not None:
+        columns.remove("frequency")
+    values = {column: SortedRuns(directory, column) for column in columns}
+    sample = CustomerSample(sample_size, seed)
+    summaries: list[Path] = []  # one file of CLV input per part, read back to predict
+    members = customers = repeaters = 0
     for aggregates, member_ids in parts:
         data, has_history, in_window = _member_table(aggregates, member_ids)
         members += len(data)
         rated = _rated_columns(data, in_window)
-        for column, collected in values.items():
-            collected.append(rated[column].to_numpy(dtype="float64"))
+        for column, runs in values.items():
+            runs.add(rfm.ranked_numbers(rated[column], column != "recency_days"))
         history = data.loc[has_history]
         repeaters += int((history["purchases_total"] > 1).sum())
-        summaries.append(customer_summary(history).reset_index(drop=True))
-        del data, history, rated
-    cuts: dict[str, list[float | None]] = {}
-    for column, collected in values.items():
-        if column == "frequency" and parameters.frequency_bands is not None:
-            continue
-        cuts[column] = rfm.quantile_cuts(
-            np.concatenate(collected) if collected else np.empty(0),
-            parameters.scale,
-            higher_is_better=column != "recency_days",
-        )
-    del values
-    customers = sum(len(summary) for summary in summaries)
+        summary = customer_summary(history)
+        customers += len(summary)
+        sample.add(history["member_id"].to_numpy(), summary)
+        summaries.append(directory / f"summary-{len(summaries)}.npy")
+        np.save(summaries[-1], summary[SUMMARY_COLUMNS].to_numpy(dtype="float64"))
+        del data, history, rated, summary
+    cuts = {
+        column: rfm.quantile_cuts_of_runs(runs, parameters.scale) for column, runs in values.items()
+    }
     info: dict = {"members": members, "with_purchases": customers}
     model = None
-    loyalty = profitability = np.empty(0)
+    loyalty = SortedRuns(directory, "loyalty")
+    profitability = SortedRuns(directory, "profitability")
     if customers >= MIN_CLV_CUSTOMERS and repeaters > 0:
-        everyone = pd.concat(summaries, ignore_index=True)
-        sample = clv_sample(everyone, sample_size, seed)
-        info["clv_sample"] = {"size": sample_size, "seed": seed, "customers": len(sample)}
+        fitted_on = sample.summary()
+        del sample
+        info["clv_sample"] = {
+            "size": sample_size,
+            "seed": seed,
+            "customers": len(fitted_on),
+            "method": SAMPLE_METHOD,
+        }
         model = clv.fit_customer_value(
-            sample, purchase_model=parameters.purchase_model, max_rows=None
+            fitted_on, purchase_model=parameters.purchase_model, max_rows=None
         )
-        del everyone, sample
-        loyalties, profitabilities = [], []
-        for summary in summaries:  # part by part: two numbers per customer are kept
+        del fitted_on
+        for path in summaries:  # part by part
+            summary = pd.DataFrame(np.load(path), columns=SUMMARY_COLUMNS)
             predicted = _predict(model, summary, parameters)
-            loyalties.append(predicted["expected_purchases"].to_numpy())
-            profitabilities.append(predicted["clv"].round(2).to_numpy())
-        del predicted
-        loyalty, profitability = np.concatenate(loyalties), np.concatenate(profitabilities)
+            loyalty.add(predicted["expected_purchases"].dropna().to_numpy())
+            profitability.add(predicted["clv"].round(2).dropna().to_numpy())
+            del summary, predicted
         info["clv_parameters"] = model.fitted
     else:
         info["clv_skipped"] = "too few customers with repeat purchases"
-    thresholds = matrix.thresholds_for(
-        pd.DataFrame({"loyalty": loyalty, "profitability": profitability}),
-        parameters.loyalty_threshold,
-        parameters.profitability_threshold,
+
+    def threshold(given: float | None, runs: SortedRuns) -> float:
+        return float(given) if given is not None else matrix.median_of_runs(runs)
+
+    thresholds = matrix.Thresholds(
+        loyalty=threshold(parameters.loyalty_threshold, loyalty),
+        profitability=threshold(parameters.profitability_threshold, profitability),
     )
     info["thresholds"] = {"loyalty": thresholds.loyalty, "profitability": thresholds.profitability}
     return GlobalFacts(cuts=cuts, clv=model, thresholds=thresholds), info

@@ -21,6 +21,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from .sorted_runs import SortedRuns
+
 NO_PURCHASES = "no_purchases"
 
 # (segment, R range, FM range) on the 1-5 scale, FM = ceil((F + M) / 2); first match wins.
@@ -60,7 +62,7 @@ def quantile_scores(
     return pd.Series(np.clip(scores, 1, scale), index=values.index, dtype="int64")
 
 
-def _numbers(values, higher_is_better: bool) -> np.ndarray:
+def ranked_numbers(values, higher_is_better: bool) -> np.ndarray:
     """The values as quantile_scores ranks them: higher is better, NaN the worst."""
     numbers = np.asarray(values, dtype="float64")
     if not higher_is_better:
@@ -75,7 +77,7 @@ def quantile_cuts(values, scale: int = 5, *, higher_is_better: bool = True) -> l
     quantile_scores gives it (a chunked run scores a range of members with them)."""
     if scale < 2:
         raise ValueError("scale must be at least 2")
-    numbers = _numbers(values, higher_is_better)
+    numbers = ranked_numbers(values, higher_is_better)
     if len(numbers) == 0:
         return [None] * (scale - 1)
     distinct, equal = np.unique(numbers, return_counts=True)
@@ -88,11 +90,45 @@ def quantile_cuts(values, scale: int = 5, *, higher_is_better: bool = True) -> l
     return cuts
 
 
+def quantile_cuts_of_runs(runs: SortedRuns, scale: int = 5) -> list[float | None]:
+    """quantile_cuts of a population held as sorted runs on disk (sorted_runs.SortedRuns of
+    ranked_numbers), with the memory of a run: the same thresholds, found from a few ranks.
+
+    Score s is first reached by the lowest value whose mid-rank (values below it + values
+    equal to it / 2) reaches t = (s - 1) x n / scale: the value at rank floor(t) or the next
+    one up (any lower value ends at or before floor(t), so its mid-rank is below t). Those
+    candidates and the one below them, as a guard against rounding, are scored by exactly the
+    arithmetic of quantile_cuts, and the first that reaches s is its cut."""
+    if scale < 2:
+        raise ValueError("scale must be at least 2")
+    count = runs.count
+
+    def score(value: float) -> int:
+        below = runs.below(value)
+        middle = (below + (runs.at_most(value) - below) / 2) / count * scale
+        return int(min(max(1 + np.floor(middle), 1), scale))
+
+    cuts: list[float | None] = []
+    for target in range(2, scale + 1):
+        if count == 0:
+            cuts.append(None)
+            continue
+        value = runs.rank_value((target - 1) * count // scale)
+        candidates = [runs.next_below(value), value, runs.next_above(value)]
+        reached = [
+            candidate
+            for candidate in candidates
+            if candidate is not None and score(candidate) >= target
+        ]
+        cuts.append(reached[0] if reached else None)
+    return cuts
+
+
 def scores_from_cuts(
     values: pd.Series, cuts: list[float | None], *, higher_is_better: bool = True
 ) -> pd.Series:
     """Scores 1..len(cuts)+1 of `values` by the thresholds quantile_cuts found."""
-    numbers = _numbers(values.to_numpy(), higher_is_better)
+    numbers = ranked_numbers(values.to_numpy(), higher_is_better)
     thresholds = np.array([np.inf if cut is None else cut for cut in cuts], dtype="float64")
     scores = 1 + np.searchsorted(thresholds, numbers, side="right")
     return pd.Series(scores, index=values.index, dtype="int64")

@@ -22,6 +22,7 @@ from segmentation.models import (
     SegmentationRun,
     SegmentationSettings,
 )
+from segmentation.pipeline import SAMPLE_METHOD
 from segmentation.selectors import current_run
 from segmentation.tasks import recalculate_range, recalculate_segments
 from tests.conftest import wait_until
@@ -137,6 +138,7 @@ def test_the_clv_sample_is_seeded_recorded_and_bounded(dataset):
         "size": 1000,
         "seed": chunked.CLV_SAMPLE_SEED,
         "customers": customers,
+        "method": SAMPLE_METHOD,
     }
     SegmentationSettings.objects.update(clv_sample_size=100)  # below the form's minimum
     first = chunked.recalculate_chunked(now=NOW)
