@@ -5,11 +5,12 @@ against rendering and sending the same messages over one SMTP connection; and fr
     .venv/bin/python bench/campaigns.py [--members 10000] [--rounds 1]
         [--database loyalty_bench_campaigns] [--keep] [--redis redis://127.0.0.1:6379/0]
         [--freeze-database loyalty_bench] [--freeze-rounds 1] [--segment] [--skip-freeze]
-        [--skip-send]
+        [--skip-send] [--profile DIR]
 
-(a) baseline: in this process, the members' messages rendered (the same personalisation and
-    layout as a campaign) and handed to one SMTP connection with Django's `send_messages`,
-    200 at a time, to a local aiosmtpd sink (a process of its own that counts what it accepts).
+(a) baseline: in this process, the members' messages rendered (the same personalisation,
+    layout, CSS inlining and link tracking as a campaign) and handed to one SMTP connection
+    with Django's `send_messages`, 200 at a time, to a local aiosmtpd sink (a process of its
+    own that counts what it accepts).
 (b) the full pipeline: a campaign to the same members (holdout 0) sent by one `celery worker`
     process (solo pool, as the tests start it) over Redis to the same sink: from "send now"
     (freezing the audience) to the campaign's `sent`, every message counted at the sink.
@@ -77,6 +78,22 @@ write(final=True)
 """
 
 
+# The worker under cProfile (--profile): the same `celery worker` command line, with each task
+# run profiled and the stats written when the worker shuts down (SIGTERM: warm shutdown).
+PROFILED_WORKER = r"""
+import cProfile, os, sys
+from celery.signals import task_postrun, task_prerun, worker_shutdown
+
+profile = cProfile.Profile()
+task_prerun.connect(lambda **kwargs: profile.enable(), weak=False)
+task_postrun.connect(lambda **kwargs: profile.disable(), weak=False)
+worker_shutdown.connect(lambda **kwargs: profile.dump_stats(os.environ["WORKER_PROFILE"]), weak=False)
+from celery.__main__ import main
+sys.argv = ["celery", *sys.argv[1:]]
+main()
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,6 +120,50 @@ class Sink:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
         return self.state()
+
+
+def _cpu_seconds(pids) -> float:
+    """User + system CPU time of these processes so far (Linux /proc): a cost per message that
+    the other processes on the shared machine do not change, unlike the wall-clock time."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, IndexError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_pids() -> list[int]:
+    """The PostgreSQL server processes of this database's connections."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds used by a set of processes (and the database's backends) from the first
+    sample to the last; a backend first seen later was started since, so all its CPU counts. A
+    backend that ends between two samples loses what it used after the earlier one."""
+
+    def __init__(self, pids) -> None:
+        self.pids = list(pids)
+        self.seen: dict[int, float] = {}
+        self.first: dict[int, float] = {}
+
+    def sample(self) -> None:
+        started = bool(self.first)
+        for pid in {*self.pids, *_backend_pids()}:
+            used = _cpu_seconds([pid])
+            self.first.setdefault(pid, 0.0 if started else used)
+            self.seen[pid] = used
+
+    def used(self) -> float:
+        self.sample()
+        return sum(self.seen[pid] - self.first[pid] for pid in self.seen)
 
 
 def _psql(database: str, sql: str) -> None:
@@ -217,9 +278,12 @@ def baseline(message, sink: Sink) -> tuple[float, int]:
     from campaigns.rendering import message_render
     from campaigns.services import email_build
     from campaigns.tokens import unsubscribe_url
+    from campaigns.tracking import message_track
     from members.models import Member
 
     before = sink.count()
+    meter = CpuMeter([os.getpid()])
+    meter.sample()
     started = time.perf_counter()
     members = Member.objects.filter(email__startswith="bench").order_by("pk").iterator(2000)
     batch = []
@@ -233,6 +297,7 @@ def baseline(message, sink: Sink) -> tuple[float, int]:
                 preferred_language=member.language,
                 unsubscribe_url=url,
             )
+            rendered = message_track(rendered=rendered, recipient_id=member.pk, unsubscribe_url=url)
             batch.append(
                 email_build(
                     rendered=rendered,
@@ -248,24 +313,32 @@ def baseline(message, sink: Sink) -> tuple[float, int]:
         if batch:
             sent += smtp.send_messages(batch)
     elapsed = time.perf_counter() - started
+    cpu = meter.used()
     # The sink writes its count every 0.1 s: wait for it to show what the server accepted.
     deadline = time.monotonic() + 5
     while sink.count() - before < sent and time.monotonic() < deadline:
         time.sleep(0.05)
-    return elapsed, sink.count() - before
+    sent = sink.count() - before
+    print(f"    (a) CPU: {cpu * 1000 / max(sent, 1):.1f} ms a message (this process + PostgreSQL)")
+    return elapsed, sent
 
 
 def pipeline(message, sink: Sink, worker_env: dict, members: int) -> tuple[float, int, float]:
     """(b): one campaign to every member, sent by a real worker; time from send now to sent."""
-    from campaigns.models import Campaign, CampaignSettings, CampaignStatus
+    from django.db.models import Max, Min
+    from django.utils import timezone
+
+    from campaigns.models import Campaign, CampaignSettings, CampaignStatus, Recipient
     from campaigns.services import campaign_send_now
     from loyalty.celery import app
 
     queue = worker_env["CELERY_QUEUE"]
     name = f"{queue}@{socket.gethostname()}"
+    profiled = bool(worker_env.get("WORKER_PROFILE"))
+    launcher = ["-c", PROFILED_WORKER] if profiled else ["-m", "celery"]
     worker = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "loyalty", "worker", "-Q", queue,
+            sys.executable, *launcher, "-A", "loyalty", "worker", "-Q", queue,
             "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
             "--without-heartbeat", "--hostname", name,
         ],
@@ -286,14 +359,33 @@ def pipeline(message, sink: Sink, worker_env: dict, members: int) -> tuple[float
             holdout_percent=0,
         )
         before = sink.count()
+        meter = CpuMeter([worker.pid])
+        meter.sample()
         started = time.perf_counter()
+        started_at = timezone.now()
         campaign_send_now(campaign=campaign, by=None)
         frozen = time.perf_counter() - started
+        polls = 0
         while Campaign.objects.get(pk=campaign.pk).status != CampaignStatus.SENT:
             time.sleep(0.05)
+            polls += 1
+            if polls % 20 == 0:
+                meter.sample()  # the worker's database connection may change between tasks
         while sink.count() - before < members and time.perf_counter() - started < 3600:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
+        cpu = meter.used()
+        # Where the time went: until the first `sent`, between the first and the last, after.
+        span = Recipient.objects.filter(campaign=campaign).aggregate(
+            first=Min("sent_at"), last=Max("sent_at")
+        )
+        first = (span["first"] - started_at).total_seconds()
+        last = (span["last"] - started_at).total_seconds()
+        print(
+            f"    (b) phases: first sent after {first:.2f} s, sending {last - first:.1f} s, "
+            f"last sent to done {elapsed - last:.2f} s; CPU: "
+            f"{cpu * 1000 / max(sink.count() - before, 1):.1f} ms a message (worker + PostgreSQL)"
+        )
         return elapsed, sink.count() - before, frozen
     finally:
         worker.terminate()
@@ -416,6 +508,11 @@ def main() -> None:
     parser.add_argument("--segment", action="store_true")
     parser.add_argument("--skip-freeze", action="store_true")
     parser.add_argument("--skip-send", action="store_true")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="cProfile (a) in this process and (b) in the worker: DIR/baseline.prof, worker.prof",
+    )
     parser.add_argument("--freeze-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -450,11 +547,18 @@ def send(args) -> None:
         worker_env = {
             **os.environ,
             "CELERY_QUEUE": f"bench-campaigns-{uuid.uuid4().hex[:8]}",
-            "WORKER_PROFILE": os.environ.get("WORKER_PROFILE", ""),
+            "WORKER_PROFILE": str(Path(args.profile) / "worker.prof") if args.profile else "",
         }
         ratios = []
         for number in range(1, args.rounds + 1):
-            base_s, base_n = baseline(message, sink)
+            if args.profile:
+                import cProfile
+
+                profile = cProfile.Profile()
+                base_s, base_n = profile.runcall(baseline, message, sink)
+                profile.dump_stats(Path(args.profile) / "baseline.prof")
+            else:
+                base_s, base_n = baseline(message, sink)
             pipe_s, pipe_n, frozen_s = pipeline(message, sink, worker_env, args.members)
             a, b = base_n / base_s, pipe_n / pipe_s
             ratios.append(b / a)

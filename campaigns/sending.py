@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused
 from celery import current_app
 from django.conf import settings
-from django.core.mail import get_connection
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -47,7 +47,7 @@ from .models import (
     SkipReason,
 )
 from .personalisation import member_facts
-from .ratelimit import Rate, hourly_budget_wait, send_rate
+from .ratelimit import NoLimit, Rate, hourly_budget_wait, send_rate
 from .rendering import message_render
 from .selectors import suppressed_emails
 from .tokens import unsubscribe_url
@@ -109,7 +109,11 @@ def recipients_claim(*, campaign_id: int, owner: str, size: int) -> list[Recipie
 def _skip_no_longer_eligible(claimed) -> None:
     """Consent, status and suppression as of now: a member who unsubscribed after the audience
     was frozen is not mailed (set-based, per batch)."""
-    claimed.exclude(member_id__in=consenting_member_ids(channel=ConsentChannel.EMAIL)).update(
+    # The consent of the batch's members only (not a pass over the whole program per batch).
+    consenting = consenting_member_ids(
+        channel=ConsentChannel.EMAIL, among=claimed.values("member_id")
+    )
+    claimed.exclude(member_id__in=consenting).update(
         status=RecipientStatus.SKIPPED, skip_reason=SkipReason.NO_CONSENT, claimed_by=""
     )
     claimed.exclude(member__status=MemberStatus.ACTIVE).update(
@@ -120,21 +124,49 @@ def _skip_no_longer_eligible(claimed) -> None:
     )
 
 
-def _mark_sending(recipient: Recipient, owner: str) -> bool:
-    """claimed|sending -> sending, Message-ID recorded, committed before the SMTP transaction."""
+# Recipients moved to `sending` in one commit (the commit waits for the disk: one wait for a
+# group, not one per message). Only without a send rate: with one, a row is moved alone, after
+# its slot was taken, so no `sending` row waits for a slot (docs/campaigns.md).
+SENDING_GROUP = 20
+
+
+def _mark_sending(recipients: list[Recipient], owner: str) -> set[int]:
+    """claimed|sending -> sending with their Message-IDs, committed before the SMTP transactions
+    of these recipients; returns the ids still ours (another worker may have taken one over
+    after our lease ran out)."""
+    ids = [recipient.pk for recipient in recipients]
+    mine = Recipient.objects.filter(
+        pk__in=ids,
+        claimed_by=owner,
+        status__in=[RecipientStatus.CLAIMED, RecipientStatus.SENDING],
+    )
     with transaction.atomic():
-        return bool(
-            Recipient.objects.filter(
-                pk=recipient.pk,
-                claimed_by=owner,
-                status__in=[RecipientStatus.CLAIMED, RecipientStatus.SENDING],
-            ).update(
-                status=RecipientStatus.SENDING,
-                message_id=recipient.message_id,
-                attempts=recipient.attempts + 1,
-                claim_expires_at=timezone.now() + CLAIM_LEASE,
-            )
+        marked = mine.update(
+            status=RecipientStatus.SENDING,
+            message_id=Case(
+                *[When(pk=r.pk, then=Value(r.message_id)) for r in recipients],
+                output_field=CharField(),
+            ),
+            attempts=F("attempts") + 1,
+            claim_expires_at=timezone.now() + CLAIM_LEASE,
         )
+        if marked == len(ids):
+            return set(ids)
+        # Our UPDATE locks the rows it changed until the commit: this reads exactly them.
+        return set(
+            Recipient.objects.filter(
+                pk__in=ids, claimed_by=owner, status=RecipientStatus.SENDING
+            ).values_list("pk", flat=True)
+        )
+
+
+def _unmark_sending(ids: set[int], owner: str) -> None:
+    """Hand back rows of a group that were never given to the mail server (the batch stopped
+    before them): sending -> claimed, the attempt not counted; `_release` then frees them."""
+    if ids:
+        Recipient.objects.filter(
+            pk__in=ids, claimed_by=owner, status=RecipientStatus.SENDING
+        ).update(status=RecipientStatus.CLAIMED, attempts=F("attempts") - 1)
 
 
 def _record(recipient: Recipient, owner: str, **fields) -> None:
@@ -142,6 +174,39 @@ def _record(recipient: Recipient, owner: str, **fields) -> None:
         Recipient.objects.filter(
             pk=recipient.pk, claimed_by=owner, status=RecipientStatus.SENDING
         ).update(**fields)
+
+
+def _record_sent(recipient: Recipient, owner: str) -> None:
+    """sending -> sent, right after the server's 250.
+
+    On PostgreSQL this one commit does not wait for the disk (`synchronous_commit` off for this
+    transaction only, in the same statement, one round trip): a crash of the database server
+    itself could lose the mark, and then the row stays `sending` and is sent again with the same
+    Message-ID, the recovery of the crash window after the 250 (docs/campaigns.md,
+    docs/decisions.md). The next group's `sending` commit waits for the disk and so makes every
+    earlier mark durable. Never for the `sending` mark."""
+    now = timezone.now()
+    client_binding = not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
+    if connection.vendor != "postgresql" or connection.in_atomic_block or not client_binding:
+        _record(
+            recipient,
+            owner,
+            status=RecipientStatus.SENT,
+            sent_at=now,
+            claimed_by="",
+            claim_expires_at=None,
+        )
+        return
+    table = connection.ops.quote_name(Recipient._meta.db_table)
+    with connection.cursor() as cursor:
+        # Two statements in one simple query: one implicit transaction, so SET LOCAL holds for
+        # the UPDATE's commit and nothing else (Django's client-side binding cursor).
+        cursor.execute(
+            f"SET LOCAL synchronous_commit TO OFF; UPDATE {table} SET status = %s, sent_at = %s, "
+            "claimed_by = '', claim_expires_at = NULL "
+            "WHERE id = %s AND claimed_by = %s AND status = %s",
+            [RecipientStatus.SENT, now, recipient.pk, owner, RecipientStatus.SENDING],
+        )
 
 
 # A mail provider (anymail) that refuses the address itself (invalid, or on its own suppression
@@ -226,126 +291,162 @@ def _server_failure(campaign_id: int, error: str) -> bool:
     return campaign_fail(campaign_id=campaign_id, note=error) is not None
 
 
+def _prepare(*, campaign: Campaign, recipient: Recipient, smtp) -> EmailMultiAlternatives:
+    """The recipient's message: rendered, tracked, with its Message-ID (no state changes)."""
+    from .services import email_build
+
+    recipient.message_id = message_id_for(recipient.pk, campaign.pk)
+    url = unsubscribe_url(member_id=recipient.member_id, campaign_id=campaign.pk)
+    rendered = message_render(
+        message=campaign.message,
+        facts=member_facts(member=recipient.member, occurrence=recipient.occurrence),
+        preferred_language=recipient.language,
+        unsubscribe_url=url,
+    )
+    rendered = message_track(rendered=rendered, recipient_id=recipient.pk, unsubscribe_url=url)
+    email = email_build(
+        rendered=rendered,
+        to=recipient.email,
+        unsubscribe=url,
+        headers={"Message-ID": recipient.message_id},
+        connection=smtp,
+    )
+    # Returned in a provider's webhook events (anymail), for providers that replace the
+    # Message-ID; SMTP ignores it.
+    email.metadata = {"loyalty_recipient": str(recipient.pk)}  # type: ignore[attr-defined]
+    return email
+
+
 def batch_send(
     *, campaign: Campaign, recipients: list[Recipient], owner: str, rate: Rate
 ) -> BatchResult:
-    """Send each claimed recipient their one message over one reused SMTP connection."""
-    from .services import campaign_fail, email_build
+    """Send each claimed recipient their one message over one reused SMTP connection.
+
+    Per group of recipients (SENDING_GROUP without a send rate, else one): render them, then
+    move them to `sending` in one commit, then per recipient the SMTP transaction and the
+    `sent` mark. A row marked `sending` but not yet given to the server when the batch stops
+    is handed back (`_unmark_sending`)."""
+    from .services import campaign_fail
 
     result = BatchResult()
     retry_base = CampaignSettings.load().retry_backoff_seconds
+    group = SENDING_GROUP if isinstance(rate, NoLimit) else 1
     smtp = get_connection()
+    unsent: set[int] = set()  # marked `sending` by us, never handed to the server
+    stop = False
     try:
-        for index, recipient in enumerate(recipients):
-            if index and index % 20 == 0:
+        for start in range(0, len(recipients), group):
+            if start and start % 20 == 0:
                 if not _still_sending(campaign.pk):
                     result.stopped = True
                     break
                 _renew(campaign.pk, owner)
-            recipient.message_id = message_id_for(recipient.pk, campaign.pk)
-            url = unsubscribe_url(member_id=recipient.member_id, campaign_id=campaign.pk)
-            try:
-                rendered = message_render(
-                    message=campaign.message,
-                    facts=member_facts(member=recipient.member, occurrence=recipient.occurrence),
-                    preferred_language=recipient.language,
-                    unsubscribe_url=url,
-                )
-                rendered = message_track(
-                    rendered=rendered, recipient_id=recipient.pk, unsubscribe_url=url
-                )
-            except Exception as error:
-                if _is_infrastructure(error):
-                    # Redis (the cache) or the database away for a moment: not the message.
-                    logger.warning("campaign %s: rendering waits: %r", campaign.pk, error)
-                    result.wait = INFRASTRUCTURE_WAIT
-                    break
-                # The message itself is broken (it was checked on save): nobody would get it.
-                logger.exception("campaign %s: the message cannot be rendered", campaign.pk)
-                campaign_fail(
-                    campaign_id=campaign.pk,
-                    note=gettext("The message cannot be rendered: %(error)s") % {"error": error},
-                )
-                result.stopped = True
-                break
-            email = email_build(
-                rendered=rendered,
-                to=recipient.email,
-                unsubscribe=url,
-                headers={"Message-ID": recipient.message_id},
-                connection=smtp,
-            )
-            # Returned in a provider's webhook events (anymail), for providers that replace
-            # the Message-ID; SMTP ignores it.
-            email.metadata = {"loyalty_recipient": str(recipient.pk)}  # type: ignore[attr-defined]
-            if getattr(smtp, "connection", True) is None:
+            prepared = []
+            for recipient in recipients[start : start + group]:
                 try:
-                    smtp.open()
-                except Exception as error:  # refused, timed out, TLS or login refused
-                    result.server_error = f"{type(error).__name__}: {error}"[:200]
+                    prepared.append(
+                        (recipient, _prepare(campaign=campaign, recipient=recipient, smtp=smtp))
+                    )
+                except Exception as error:
+                    if _is_infrastructure(error):
+                        # Redis (the cache) or the database away for a moment: not the message.
+                        logger.warning("campaign %s: rendering waits: %r", campaign.pk, error)
+                        result.wait = INFRASTRUCTURE_WAIT
+                    else:
+                        # The message itself is broken (it was checked on save): nobody would
+                        # get it.
+                        logger.exception("campaign %s: the message cannot be rendered", campaign.pk)
+                        campaign_fail(
+                            campaign_id=campaign.pk,
+                            note=gettext("The message cannot be rendered: %(error)s")
+                            % {"error": error},
+                        )
+                        result.stopped = True
+                    stop = True
                     break
-            wait = rate.acquire()
-            if wait:
-                result.wait = wait
+            if stop:
                 break
-            if not _mark_sending(recipient, owner):
-                continue  # taken over by another worker after our lease ended
-            try:
-                smtp.send_messages([email])
-            except (OSError, *_REFUSED) as error:  # SMTPException, timeouts: OSErrors
-                smtp.close()  # a fresh connection for the next one
-                attempts = recipient.attempts + 1
-                if _refuses_us(error):
-                    # Not the recipient's fault: back to waiting, the attempt not counted.
-                    _record(
-                        recipient,
-                        owner,
-                        status=RecipientStatus.PENDING,
-                        attempts=recipient.attempts,
-                        last_error=str(error)[:300],
-                        claimed_by="",
-                        claim_expires_at=None,
-                    )
-                    result.server_error = f"{type(error).__name__}: {error}"[:200]
+            marked: set[int] | None = None
+            for recipient, email in prepared:
+                if getattr(smtp, "connection", True) is None:
+                    try:
+                        smtp.open()
+                    except Exception as error:  # refused, timed out, TLS or login refused
+                        result.server_error = f"{type(error).__name__}: {error}"[:200]
+                        stop = True
+                        break
+                wait = rate.acquire()
+                if wait:
+                    result.wait = wait
+                    stop = True
                     break
-                if _is_permanent(error) or attempts >= MAX_ATTEMPTS:
-                    _record(
-                        recipient,
-                        owner,
-                        status=RecipientStatus.FAILED,
-                        last_error=str(error)[:300],
-                        claimed_by="",
-                    )
-                    result.failed += 1
-                else:
-                    _record(
-                        recipient,
-                        owner,
-                        status=RecipientStatus.PENDING,
-                        next_attempt_at=timezone.now() + retry_delay(attempts, retry_base),
-                        last_error=str(error)[:300],
-                        claimed_by="",
-                        claim_expires_at=None,
-                    )
-                    result.retried += 1
-                continue
-            _record(
-                recipient,
-                owner,
-                status=RecipientStatus.SENT,
-                sent_at=timezone.now(),
-                claimed_by="",
-                claim_expires_at=None,
-            )
-            result.sent += 1
+                if marked is None:
+                    marked = _mark_sending([r for r, _email in prepared], owner)
+                    unsent = set(marked)
+                if recipient.pk not in marked:
+                    continue  # taken over by another worker after our lease ended
+                unsent.discard(recipient.pk)  # from here on it may reach the server
+                if not _send_one(smtp, email, recipient, owner, retry_base, result):
+                    stop = True
+                    break
+            if stop:
+                break
     finally:
         smtp.close()
+        _unmark_sending(unsent, owner)
         _release(campaign.pk, owner)
     if result.sent:
         Campaign.objects.filter(pk=campaign.pk, failed_batches__gt=0).update(failed_batches=0)
     elif result.server_error and _server_failure(campaign.pk, result.server_error):
         result.stopped = True
     return result
+
+
+def _send_one(smtp, email, recipient: Recipient, owner: str, retry_base: int, result) -> bool:
+    """One SMTP transaction and its record; False when the server refuses us as a sender (the
+    batch stops)."""
+    try:
+        smtp.send_messages([email])
+    except (OSError, *_REFUSED) as error:  # SMTPException, timeouts: OSErrors
+        smtp.close()  # a fresh connection for the next one
+        attempts = recipient.attempts + 1
+        if _refuses_us(error):
+            # Not the recipient's fault: back to waiting, the attempt not counted.
+            _record(
+                recipient,
+                owner,
+                status=RecipientStatus.PENDING,
+                attempts=recipient.attempts,
+                last_error=str(error)[:300],
+                claimed_by="",
+                claim_expires_at=None,
+            )
+            result.server_error = f"{type(error).__name__}: {error}"[:200]
+            return False
+        if _is_permanent(error) or attempts >= MAX_ATTEMPTS:
+            _record(
+                recipient,
+                owner,
+                status=RecipientStatus.FAILED,
+                last_error=str(error)[:300],
+                claimed_by="",
+            )
+            result.failed += 1
+        else:
+            _record(
+                recipient,
+                owner,
+                status=RecipientStatus.PENDING,
+                next_attempt_at=timezone.now() + retry_delay(attempts, retry_base),
+                last_error=str(error)[:300],
+                claimed_by="",
+                claim_expires_at=None,
+            )
+            result.retried += 1
+        return True
+    _record_sent(recipient, owner)
+    result.sent += 1
+    return True
 
 
 def campaign_send(*, campaign_id: int, owner: str) -> str:

@@ -2,6 +2,7 @@
 resume, a crashed worker's claims (docs/campaigns.md)."""
 
 import datetime as dt
+import re
 from collections import Counter
 
 import pytest
@@ -149,3 +150,86 @@ def test_a_redelivered_task_takes_over_its_own_claims_at_once(scored, campaign_o
 
     assert campaign_send(campaign_id=campaign.pk, owner="task-1") == "done"
     assert len(flaky_sink.received) == 12
+
+
+def _recipient_updates(queries, status: str) -> list[str]:
+    """The captured UPDATEs of recipients that set `status`."""
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].lstrip().upper().startswith(("UPDATE", "SET LOCAL"))
+        and "campaigns_recipient" in query["sql"]
+        and re.search(rf"""SET "?status"? = '{status}'""", query["sql"])
+    ]
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["no rate", "a send rate"])
+def test_a_group_moves_to_sending_in_one_commit_and_each_is_marked_sent_after_its_answer(
+    scored, campaign_of, flaky_sink, limited
+):
+    """The pipeline's fixed cost per message: one `sending` commit per group of 20 (without a
+    send rate; with one each row waits for its slot before it moves), one `sent` mark per
+    message; every row of the batch ends `sent` with its attempt counted once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.ratelimit import LocalRate, NoLimit
+    from campaigns.sending import SENDING_GROUP, batch_send
+    from campaigns.services import audience_freeze
+
+    scored(25)
+    campaign = campaign_of(holdout_percent=0)
+    audience_freeze(campaign=campaign)
+    campaign.status = CampaignStatus.SENDING
+    campaign.save()
+    batch = recipients_claim(campaign_id=campaign.pk, owner="worker-1", size=25)
+    rate = LocalRate(per_second=10_000, per_hour=0) if limited else NoLimit()
+
+    with CaptureQueriesContext(connection) as queries:
+        result = batch_send(campaign=campaign, recipients=batch, owner="worker-1", rate=rate)
+
+    assert result.sent == 25 and len(flaky_sink.received) == 25
+    marks = _recipient_updates(queries.captured_queries, "sending")
+    assert len(marks) == (25 if limited else -(-25 // SENDING_GROUP))
+    assert len(_recipient_updates(queries.captured_queries, "sent")) == 25
+    rows = Recipient.objects.filter(campaign=campaign)
+    assert set(rows.values_list("status", "attempts", "claimed_by")) == {
+        (RecipientStatus.SENT, 1, "")
+    }
+    assert _ids(flaky_sink) == Counter(rows.values_list("message_id", flat=True))
+
+
+@pytest.mark.postgres
+def test_only_the_sent_mark_skips_waiting_for_the_disk(
+    transactional_db, scored, campaign_of, flaky_sink
+):
+    """`synchronous_commit` off for the `sent` mark's own transaction (outside any other
+    transaction, as in a worker), never for the `sending` mark, and not left on the session."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.ratelimit import NoLimit
+    from campaigns.sending import batch_send
+    from campaigns.services import audience_freeze
+
+    scored(3)
+    campaign = campaign_of(holdout_percent=0)
+    audience_freeze(campaign=campaign)
+    campaign.status = CampaignStatus.SENDING
+    campaign.save()
+    batch = recipients_claim(campaign_id=campaign.pk, owner="worker-1", size=3)
+
+    with CaptureQueriesContext(connection) as queries:
+        batch_send(campaign=campaign, recipients=batch, owner="worker-1", rate=NoLimit())
+
+    sent = _recipient_updates(queries.captured_queries, "sent")
+    assert len(sent) == 3
+    assert all(sql.startswith("SET LOCAL synchronous_commit TO OFF;") for sql in sent)
+    (marking,) = _recipient_updates(queries.captured_queries, "sending")
+    assert "synchronous_commit" not in marking
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+    assert set(Recipient.objects.filter(campaign=campaign).values_list("status", flat=True)) == {
+        RecipientStatus.SENT
+    }
