@@ -224,12 +224,14 @@ def from_us(value: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(value / 1_000_000, tz=dt.UTC)
 
 
-def member_numbers(count: int, seed: int) -> np.ndarray:
-    """Distinct 12-digit numbers with a Luhn check digit, deterministic for the seed."""
+def member_numbers(count: int, seed: int, start: int = 0) -> np.ndarray:
+    """Distinct 12-digit numbers with a Luhn check digit, deterministic for the seed: those of
+    members `start` to `start + count - 1`."""
     modulus = 9 * 10**10
     multiplier = 7_919_000_003  # odd and not a multiple of 3 or 5: coprime to the modulus
     offset = (seed * 2_654_435_761) % modulus
-    bodies = (np.arange(count, dtype=np.int64) * multiplier + offset) % modulus + 10**10
+    index = np.arange(start, start + count, dtype=np.int64)
+    bodies = (index * multiplier + offset) % modulus + 10**10
     return bodies * 10 + _luhn_digits(bodies, 11)
 
 
@@ -250,6 +252,39 @@ def _luhn_digits(bodies: np.ndarray, length: int) -> np.ndarray:
 # --- generation ----------------------------------------------------------------------------
 
 
+def _chunk_rng(seed: int, number: int) -> np.random.Generator:
+    """The random stream of chunk `number`: the seed's own for the first (so one chunk is the
+    generator's data from before it worked in chunks), one derived from it for the others."""
+    return np.random.default_rng(seed if number == 0 else [seed, number])
+
+
+def _profiles(rng: np.random.Generator, count: int, now_us: int) -> dict[str, np.ndarray]:
+    """Who `count` members are: a profile each and the span they buy in, and how many
+    purchases that span leads to expect (before scaling to the purchase target)."""
+    shares = np.array([profile[1] for profile in PROFILES])
+    profile = rng.choice(len(PROFILES), size=count, p=shares / shares.sum())
+    rate = np.array([p[2] for p in PROFILES])[profile]
+    start_low, start_high = (np.array([p[4][i] for p in PROFILES])[profile] for i in (0, 1))
+    end_low, end_high = (np.array([p[5][i] for p in PROFILES])[profile] for i in (0, 1))
+    start_days = rng.uniform(start_low, start_high + 1)
+    end_days = np.minimum(rng.uniform(end_low, end_high + 1), start_days)
+    start_us = now_us - (start_days * DAY_US).astype(np.int64)
+    end_us = now_us - (end_days * DAY_US).astype(np.int64)
+    name = [p[0] for p in PROFILES]
+    expected = rate * (end_us - start_us) / YEAR_US
+    single = np.isin(profile, [name.index("one_time"), name.index("new")])
+    expected[single] = 1
+    return {
+        "profile": profile,
+        "buys": profile != name.index("no_purchases"),
+        "single": single,
+        "expected": expected,
+        "start_us": start_us,
+        "end_us": end_us,
+        "mean_amount": np.array([p[3] for p in PROFILES])[profile],
+    }
+
+
 def generate_chunks(
     spec: DemoSpec,
     *,
@@ -259,81 +294,71 @@ def generate_chunks(
     """The demo data in member chunks: each a DemoData of `chunk_members` consecutive members
     with all their purchases, lines, ledger and accounts (indexes local to the chunk;
     `first_member` and `first_purchase` place it in the whole). Memory is bounded by the
-    chunk, whatever the member count.
-
-    Every member's behaviour is drawn first for all members at once (a few arrays of the
-    member count); then, chunk after chunk, the purchases and the ledger from the same random
-    stream. With one chunk (up to `chunk_members` members) the data is the same as the
-    generator's before it worked in chunks; with more the stream is consumed per chunk, so the
-    data differs from that, but it is deterministic for the seed and the chunk size.
+    chunk, whatever the member count: every chunk draws its members from its own random
+    stream (`_chunk_rng`), twice: a first pass over the chunks only sums the purchases their
+    profiles expect, to scale them to the purchase target; the second draws the same members
+    again and their purchases. One chunk (up to `chunk_members` members) is the data of the
+    generator before it worked in chunks; with more, the data is deterministic for the seed and
+    the chunk size.
     """
     chunk_members = chunk_members or CHUNK_MEMBERS
-    rng = np.random.default_rng(spec.seed)
     now = spec.now or timezone.now().replace(microsecond=0)
     now_us = to_us(now)
     count = spec.members
     target = spec.purchases if spec.purchases is not None else count * 10
     points_per_euro = program.points_per_euro if program else Decimal("1.00")
+    bounds = [
+        (low, min(low + chunk_members, count)) for low in range(0, max(count, 1), chunk_members)
+    ]
 
-    # Members and their behaviour.
-    shares = np.array([profile[1] for profile in PROFILES])
-    profile = rng.choice(len(PROFILES), size=count, p=shares / shares.sum())
-    rate = np.array([p[2] for p in PROFILES])[profile]
-    mean_amount = np.array([p[3] for p in PROFILES])[profile]
-    start_low, start_high = (np.array([p[4][i] for p in PROFILES])[profile] for i in (0, 1))
-    end_low, end_high = (np.array([p[5][i] for p in PROFILES])[profile] for i in (0, 1))
-    start_days = rng.uniform(start_low, start_high + 1)
-    end_days = np.minimum(rng.uniform(end_low, end_high + 1), start_days)
-    start_us = now_us - (start_days * DAY_US).astype(np.int64)
-    end_us = now_us - (end_days * DAY_US).astype(np.int64)
-    years = (end_us - start_us) / YEAR_US
-    name = [p[0] for p in PROFILES]
-    buys = profile != name.index("no_purchases")
-
-    expected = rate * years
-    expected[profile == name.index("one_time")] = 1
-    expected[profile == name.index("new")] = 1
-    scale = max(target - buys.sum(), 0) / max(float(np.maximum(expected[buys] - 1, 0).sum()), 1.0)
-    counts = np.where(buys, 1 + rng.poisson(np.maximum(expected - 1, 0) * scale), 0)
-    single = np.isin(profile, [name.index("one_time"), name.index("new")])
-    counts[single] = 1
-    del rate, start_low, start_high, end_low, end_high, start_days, end_days, years, expected
-
-    status = np.full(count, MemberStatus.ACTIVE, dtype=object)
-    special = rng.random(count)
-    status[(~buys) & (special < 0.25)] = MemberStatus.INVITED
-    status[(~buys) & (special >= 0.25) & (special < 0.5)] = MemberStatus.PENDING
-    enrolled_us = np.minimum(start_us, now_us) - (rng.uniform(0, 3, count) * DAY_US).astype(
-        np.int64
-    )
-    birth_year = rng.integers(1950, 2006, count)
-    everyone = {
-        "number": member_numbers(count, spec.seed),
-        "first_name": rng.integers(0, len(FIRST_NAMES), count),
-        "last_name": rng.integers(0, len(LAST_NAMES), count),
-        # Days since 2000-01-01 (PostgreSQL's date epoch); 1950 to 2005.
-        "birth_days": ((birth_year - 2000) * 365.25 + rng.integers(0, 365, count)).astype(np.int64),
-        "language": np.where(rng.random(count) < 0.8, "nl", "en"),
-        "status": status,
-        "enrolled_us": enrolled_us,
-        "consent": rng.random(count) < 0.72,
-        "profile": profile,
-    }
-    behaviour = {
-        "counts": counts,
-        "start_us": start_us,
-        "end_us": end_us,
-        "mean_amount": mean_amount,
-    }
+    buyers, expected_repeats = 0, 0.0
+    for number, (low, high) in enumerate(bounds):
+        drawn = _profiles(_chunk_rng(spec.seed, number), high - low, now_us)
+        buyers += int(drawn["buys"].sum())
+        expected_repeats += float(np.maximum(drawn["expected"][drawn["buys"]] - 1, 0).sum())
+    scale = max(target - buyers, 0) / max(expected_repeats, 1.0)
 
     first_purchase = 0
-    for low in range(0, max(count, 1), chunk_members):
-        high = min(low + chunk_members, count)
+    for number, (low, high) in enumerate(bounds):
+        rng = _chunk_rng(spec.seed, number)
+        size = high - low
+        drawn = _profiles(rng, size, now_us)
+        buys = drawn["buys"]
+        counts = np.where(buys, 1 + rng.poisson(np.maximum(drawn["expected"] - 1, 0) * scale), 0)
+        counts[drawn["single"]] = 1
+        status = np.full(size, MemberStatus.ACTIVE, dtype=object)
+        special = rng.random(size)
+        status[(~buys) & (special < 0.25)] = MemberStatus.INVITED
+        status[(~buys) & (special >= 0.25) & (special < 0.5)] = MemberStatus.PENDING
+        enrolled_us = np.minimum(drawn["start_us"], now_us) - (
+            rng.uniform(0, 3, size) * DAY_US
+        ).astype(np.int64)
+        birth_year = rng.integers(1950, 2006, size)
+        member = {
+            "number": member_numbers(size, spec.seed, start=low),
+            "first_name": rng.integers(0, len(FIRST_NAMES), size),
+            "last_name": rng.integers(0, len(LAST_NAMES), size),
+            # Days since 2000-01-01 (PostgreSQL's date epoch); 1950 to 2005.
+            "birth_days": ((birth_year - 2000) * 365.25 + rng.integers(0, 365, size)).astype(
+                np.int64
+            ),
+            "language": np.where(rng.random(size) < 0.8, "nl", "en"),
+            "status": status,
+            "enrolled_us": enrolled_us,
+            "consent": rng.random(size) < 0.72,
+            "profile": drawn["profile"],
+        }
+        behaviour = {
+            "counts": counts,
+            "start_us": drawn["start_us"],
+            "end_us": drawn["end_us"],
+            "mean_amount": drawn["mean_amount"],
+        }
         data = _chunk(
             rng,
             spec,
-            member={key: value[low:high] for key, value in everyone.items()},
-            behaviour={key: value[low:high] for key, value in behaviour.items()},
+            member=member,
+            behaviour=behaviour,
             now_us=now_us,
             points_per_euro=points_per_euro,
         )

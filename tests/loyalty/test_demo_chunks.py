@@ -27,7 +27,7 @@ def spec(**options) -> DemoSpec:
     return DemoSpec(seed=7, members=3000, now=MOMENT, **options)
 
 
-def test_chunks_are_the_same_members_with_the_same_number_of_purchases():
+def test_chunks_draw_their_own_members_and_together_reach_the_purchase_target():
     whole = generate(spec())  # 3,000 members: one chunk
     chunks = list(generate_chunks(spec(), chunk_members=700))
 
@@ -36,15 +36,16 @@ def test_chunks_are_the_same_members_with_the_same_number_of_purchases():
     sizes = [len(chunk.purchase["owner"]) for chunk in chunks]
     assert [chunk.first_purchase for chunk in chunks] == [sum(sizes[:i]) for i in range(5)]
     joined = generate_module._joined(chunks)
-    # Who the members are and how many purchases each makes is drawn for all at once.
-    for column, values in whole.member.items():
-        assert np.array_equal(joined.member[column], values), column
-    assert np.array_equal(
-        np.bincount(joined.purchase["owner"], minlength=3000),
-        np.bincount(whole.purchase["owner"], minlength=3000),
-    )
-    # The purchases themselves come from the stream chunk by chunk: different, same shape.
-    assert not np.array_equal(joined.purchase["cents"], whole.purchase["cents"])
+    # Member numbers follow the member's place, whatever the chunks; the rest is each chunk's
+    # own draw (so no array of the member count is ever held): the same program in shape.
+    assert np.array_equal(joined.member["number"], whole.member["number"])
+    assert len(set(joined.member["number"].tolist())) == 3000
+    assert not np.array_equal(joined.member["profile"], whole.member["profile"])
+    assert abs(sum(sizes) / len(whole.purchase["owner"]) - 1) < 0.05  # the same target
+    for column in ("profile", "consent"):
+        shares = np.bincount(joined.member[column].astype(int)) / 3000
+        expected = np.bincount(whole.member[column].astype(int)) / 3000
+        assert np.abs(shares - expected).max() < 0.05, column
     assert abs(joined.purchase["cents"].mean() / whole.purchase["cents"].mean() - 1) < 0.1
     for chunk in chunks:  # each chunk's ledger adds up on its own
         led, count = chunk.ledger, chunk.member_count
@@ -53,6 +54,27 @@ def test_chunks_are_the_same_members_with_the_same_number_of_purchases():
         assert np.array_equal(balance, chunk.account["balance"])
         assert np.array_equal(remaining, balance)
         assert (led["balance_after"] >= 0).all()
+
+
+def test_a_chunks_memory_does_not_grow_with_the_member_count():
+    import tracemalloc
+
+    def first_chunk_peak(members: int) -> int:
+        tracemalloc.start()
+        chunks = generate_chunks(
+            DemoSpec(seed=7, members=members, now=MOMENT, purchases=members * 10),
+            chunk_members=500,
+        )
+        next(chunks)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        chunks.close()
+        return peak
+
+    small, large = first_chunk_peak(1_000), first_chunk_peak(200_000)
+
+    # Before, every member's draw was held at once: 200 times the members, ~30 x the peak.
+    assert large < 1.5 * small, (small, large)
 
 
 def test_the_chunks_are_deterministic_for_the_seed():
