@@ -17,7 +17,7 @@ from loyalty import reasons
 from loyalty.formats import fraction_points_text, money_text
 from loyalty.models import LedgerEntry, ProgramSettings
 from members.models import ConsentChannel, Member
-from members.selectors import consenting_member_ids
+from members.selectors import consenting_member_ids_at_scale
 from rewards.models import Redemption, RedemptionStatus
 from segmentation.models import Segment
 from segmentation.selectors import members_in_segments
@@ -81,7 +81,7 @@ def audience(*, campaign: Campaign) -> QuerySet[Member]:
 def mailable(members: QuerySet[Member]) -> QuerySet[Member]:
     """`members` with a current e-mail consent and an address that is not suppressed (the
     audience of a campaign and of each automation's occurrences)."""
-    members = members.filter(pk__in=consenting_member_ids(channel=ConsentChannel.EMAIL))
+    members = members.filter(pk__in=consenting_member_ids_at_scale(channel=ConsentChannel.EMAIL))
     return members.alias(address=Lower("email")).exclude(address__in=suppressed_emails())
 
 

@@ -7,7 +7,9 @@ import datetime as dt
 import re
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import BooleanField, F, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, FirstValue, Lower, RowNumber
 from django.utils import timezone
 
@@ -54,6 +56,23 @@ def consenting_member_ids(
         )
         .filter(position=1, newest=granted)
         .values_list("member_id", flat=True)
+    )
+
+
+def consenting_member_ids_at_scale(*, channel: str = ConsentChannel.EMAIL, granted: bool = True):
+    """consenting_member_ids for `pk__in=` over a whole program. On PostgreSQL one ordered pass
+    with DISTINCT ON: half the window functions' time, and estimated at the number of members
+    where the window's filter was estimated at a few hundred rows for 700,000 (the planner then
+    probed member by member: a campaign audience of 500,000 took seconds more). Elsewhere the
+    portable window version."""
+    if connection.vendor != "postgresql":
+        return consenting_member_ids(channel=channel, granted=granted)
+    table = connection.ops.quote_name(ConsentRecord._meta.db_table)
+    return RawSQL(
+        "SELECT member_id FROM (SELECT DISTINCT ON (member_id) member_id, granted "
+        f"FROM {table} WHERE channel = %s ORDER BY member_id, recorded_at DESC, id DESC) newest "
+        "WHERE granted = %s",
+        [channel, granted],
     )
 
 
