@@ -89,7 +89,7 @@ def _portal_member():
 
     member = Member.objects.filter(user__isnull=False, status=MemberStatus.ACTIVE).first()
     if member is not None:
-        return member
+        return _terms_accepted(member)
     with transaction.atomic():
         purchase = (
             Purchase.objects.filter(member__status=MemberStatus.ACTIVE)
@@ -105,6 +105,17 @@ def _portal_member():
         )
         member.user = user
         member.save(update_fields=["user"])
+    return _terms_accepted(member)
+
+
+def _terms_accepted(member):
+    """The member as after accepting the current terms (else every portal page is the
+    terms page's redirect)."""
+    from members.services import terms_accept, terms_pending
+
+    pending = terms_pending(member=member)
+    if pending is not None:
+        terms_accept(member=member, terms=pending)
     return member
 
 
