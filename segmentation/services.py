@@ -361,10 +361,24 @@ def _bulk_insert(table: str, columns: list[tuple[str, str, np.ndarray]]) -> None
 def _replace_current_run(run: SegmentationRun) -> int | None:
     """Un-mark the current run (the caller marks `run` current in the same transaction, so
     others see the old one until the commit); returns the run it replaces."""
+    _analyze_snapshot()
     previous = SegmentationRun.objects.filter(is_current=True).exclude(pk=run.pk)
     previous_id = previous.values_list("pk", flat=True).first()
     previous.update(is_current=False)
     return previous_id
+
+
+def _analyze_snapshot() -> None:
+    """PostgreSQL: fresh statistics of the snapshot tables before anything joins the new run.
+    Until autovacuum gets to them the planner takes the run just written for one row; it then
+    joined two runs of a million members by a nested loop over the whole other run (the
+    dashboard's transitions, the segment-entry automations: hours at 1M). ANALYZE samples a
+    fixed number of rows, rows this transaction wrote included: well under a second."""
+    if connection.vendor != "postgresql":
+        return
+    tables = (MemberScore._meta.db_table, RuleSegmentMember._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE " + ", ".join(connection.ops.quote_name(t) for t in tables))
 
 
 def _tell_segment_changes(run_id: int, previous_id: int | None) -> None:

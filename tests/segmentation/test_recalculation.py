@@ -347,3 +347,36 @@ def test_segment_changes_are_told_per_member_that_moved_and_only_to_listeners(de
     assert event.data["segment"] == score.segment and event.data["segment_before"] is None
     assert told_again == []
     assert "segment_events" not in current_run().timings
+
+
+def _estimated_rows(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        (plan,) = cursor.fetchone()
+    if isinstance(plan, str):
+        import json
+
+        plan = json.loads(plan)
+    return plan[0]["Plan"]["Plan Rows"]
+
+
+@pytest.mark.postgres
+def test_the_planner_knows_the_new_runs_size_before_anything_joins_it(demo_program):
+    """Without statistics the planner took a fresh run for one row and joined two runs of a
+    million members by a nested loop over the whole other run (hours at 1M members): the swap
+    analyzes the snapshot tables first, so the dashboard's transitions and the segment-entry
+    automations are planned on what was written."""
+    first = services.recalculate(now=NOW)
+    second = services.recalculate(now=NOW + dt.timedelta(days=1))
+
+    assert second.status == RunStatus.DONE, second.error
+    table = MemberScore._meta.db_table
+    written = MemberScore.objects.filter(run=second).count()
+    estimated = _estimated_rows(f"SELECT * FROM {table} WHERE run_id = %s", [second.pk])
+    assert written / 2 <= estimated <= written * 2, (estimated, written)
+    joined = _estimated_rows(
+        f"SELECT * FROM {table} new JOIN {table} old ON old.member_id = new.member_id "
+        "AND old.run_id = %s WHERE new.run_id = %s",
+        [first.pk, second.pk],
+    )
+    assert joined > written / 2, (joined, written)
