@@ -57,6 +57,7 @@ from .rules import rule_needs
 from .run_inputs import IdRange, run_inputs
 from .selectors import dashboard_warm
 from .services import (
+    Progress,
     _on_own_connection,
     _parallel_allowed,
     _prune_later,
@@ -99,12 +100,15 @@ def recalculate_chunked(
     run: SegmentationRun | None = None,
     now: dt.datetime | None = None,
     dispatch: Dispatch | None = None,
+    progress: Progress | None = None,
 ) -> SegmentationRun:
     """Execute `run` (or a new one) range by range. Without `dispatch` the ranges run here in
     sequence and, like services.recalculate, a failure marks the run failed (the previous run
-    stays current). With `dispatch` each range not done is handed to it after the facts; a
+    stays current); `progress` is then told each stage and its percentage, as the run row
+    records them. With `dispatch` each range not done is handed to it after the facts; a
     range that fails then leaves the run running and resumable (run_resume)."""
     run = run or run_start()
+    tell = progress or (lambda stage, percent: None)
     try:
         run_prepare(run, now or timezone.now())
     except Exception as error:
@@ -114,8 +118,10 @@ def recalculate_chunked(
     numbers = list(run.ranges.filter(done=False).values_list("number", flat=True))
     if dispatch is None:
         try:
-            for number in numbers:
+            tell(RunStage.SCORING, 30)
+            for done, number in enumerate(numbers, start=1):
                 range_execute(run.pk, number, raise_errors=True)
+                tell(RunStage.WRITING, min(99, 30 + 70 * done // len(numbers)))
             run_finish(run.pk)
         except Exception as error:
             fail_run(run, error)

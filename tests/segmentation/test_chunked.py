@@ -335,3 +335,26 @@ def test_a_broker_away_at_the_hand_off_leaves_the_run_resumable(dataset):
     assert chunked.run_resume(run) == list(run.ranges.values_list("number", flat=True))
     run.refresh_from_db()
     assert run.status == RunStatus.DONE and run.is_current and not run.error
+
+
+def test_the_command_runs_range_by_range_with_a_progress_bar(dataset, capsys):
+    """`manage.py recalculate_segments` is a whole-program job a person starts: it goes range
+    by range like the workers (memory bounded by the range), not the single-process run."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _set(range_size=100)
+    out = StringIO()
+    call_command("recalculate_segments", stdout=out)
+
+    run = current_run()
+    assert run is not None and run.status == RunStatus.DONE
+    assert run.parameters["chunks"]["ranges"] == run.ranges.count() >= 2
+    assert run.ranges.filter(done=False).count() == 0
+    assert f"{run.member_count} members scored" in out.getvalue()
+    bar = capsys.readouterr().err
+    assert "30/100" in bar and "100/100" in bar  # tqdm's bar, range by range to the end
+    call_command("recalculate_segments", if_none=True, stdout=out)
+    assert "not recalculated" in out.getvalue()
+    assert SegmentationRun.objects.count() == 1
