@@ -70,6 +70,18 @@ def _fresh_program_settings_cache():
     bonus._local = None
 
 
+@pytest.fixture(autouse=True)
+def _no_broker_pause_left_over():
+    """A test that had the broker refuse a hand-off leaves the process's hand-off thread
+    pausing for BROKER_PAUSE seconds (new messages left to the sweep, which tests do not run):
+    the next test's messages would never reach its worker."""
+    from loyalty.outbox import services as outbox
+
+    outbox._hand_off_thread.refused_at = -outbox.BROKER_PAUSE
+    yield
+    outbox._hand_off_thread.refused_at = -outbox.BROKER_PAUSE
+
+
 @pytest.fixture
 def program(db) -> ProgramSettings:
     settings_row = ProgramSettings.load()
