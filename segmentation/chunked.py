@@ -108,7 +108,12 @@ def recalculate_chunked(
     records them. With `dispatch` each range not done is handed to it after the facts; a
     range that fails then leaves the run running and resumable (run_resume)."""
     run = run or run_start()
-    tell = progress or (lambda stage, percent: None)
+
+    def tell() -> None:  # the stage and percentage the run row records
+        if progress is not None:
+            run.refresh_from_db(fields=["stage", "progress"])
+            progress(RunStage(run.stage), run.progress)
+
     try:
         run_prepare(run, now or timezone.now())
     except Exception as error:
@@ -118,10 +123,10 @@ def recalculate_chunked(
     numbers = list(run.ranges.filter(done=False).values_list("number", flat=True))
     if dispatch is None:
         try:
-            tell(RunStage.SCORING, 30)
-            for done, number in enumerate(numbers, start=1):
+            tell()
+            for number in numbers:
                 range_execute(run.pk, number, raise_errors=True)
-                tell(RunStage.WRITING, min(99, 30 + 70 * done // len(numbers)))
+                tell()
             run_finish(run.pk)
         except Exception as error:
             fail_run(run, error)

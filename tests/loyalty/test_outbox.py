@@ -35,7 +35,6 @@ def broker_not_eager():
     queue = f"outbox-test-{uuid.uuid4().hex[:8]}"
     previous = (app.conf.task_always_eager, app.conf.task_default_queue)
     app.conf.task_always_eager, app.conf.task_default_queue = False, queue
-    outbox._hand_off_thread.refused_at = -outbox.BROKER_PAUSE  # no pause left from other tests
     try:
         yield queue
     finally:
