@@ -27,14 +27,14 @@ class LoyaltyConfig(AppConfig):
 
         from members import emails, participation
 
-        from .earning import earning_terms_changed
+        from . import process_cache
         from .models import EarningRule, ProgramSettings, Tier
         from .roles import sync_after_migrate
 
         for model in (Tier, EarningRule):
             for signal in (post_save, post_delete):
                 signal.connect(
-                    earning_terms_changed,
+                    process_cache.changed,
                     sender=model,
                     dispatch_uid=f"loyalty.earning_terms.{model.__name__}.{signal is post_save}",
                 )

@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 
-from django.core.cache import cache
-from django.db import transaction
-
+from . import process_cache
 from .models import EarningRule, ProgramSettings, Tier
 from .reasons import Reason, reason_render
 
@@ -123,7 +121,7 @@ class EarningBreakdown:
 @dataclass(frozen=True)
 class EarningTerms:
     """The tiers and the active earning rules, which every purchase reads and the program
-    manager changes a few times a year: one cache read instead of two queries a purchase."""
+    manager changes a few times a year: kept in memory instead of two queries a purchase."""
 
     tiers: tuple[Tier, ...]  # by rank, lowest first
     rules: tuple[EarningRule, ...]  # active ones, best first; their dates are checked per use
@@ -140,31 +138,19 @@ class EarningTerms:
         return next((tier for tier in self.tiers if tier.pk == tier_id), None)
 
 
-EARNING_TERMS_CACHE_KEY = "loyalty:earning-terms:v1"
-EARNING_TERMS_CACHE_SECONDS = 300  # bounds what a rolled-back change could leave behind
+def _earning_terms_read() -> EarningTerms:
+    return EarningTerms(
+        tiers=tuple(Tier.objects.order_by("rank")),
+        rules=tuple(
+            EarningRule.objects.filter(is_active=True).order_by("-priority", "-multiplier", "pk")
+        ),
+    )
 
 
 def earning_terms() -> EarningTerms:
-    """The current terms, from the cache shared by every process (Redis in production)."""
-    terms = cache.get(EARNING_TERMS_CACHE_KEY)
-    if terms is None:
-        terms = EarningTerms(
-            tiers=tuple(Tier.objects.order_by("rank")),
-            rules=tuple(
-                EarningRule.objects.filter(is_active=True).order_by(
-                    "-priority", "-multiplier", "pk"
-                )
-            ),
-        )
-        cache.set(EARNING_TERMS_CACHE_KEY, terms, EARNING_TERMS_CACHE_SECONDS)
-    return terms
-
-
-def earning_terms_changed(**kwargs) -> None:
-    """Forget the cached terms now and again after the commit (receiver of the save and delete
-    signals of tiers and rules): a read in between may have cached the uncommitted rows."""
-    cache.delete(EARNING_TERMS_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(EARNING_TERMS_CACHE_KEY))
+    """The current terms, kept in the process's memory (loyalty/process_cache.py; the save and
+    delete signals of tiers and rules call `process_cache.changed`). Shared: never changed."""
+    return process_cache.cached("earning-terms", _earning_terms_read)
 
 
 def active_rules(*, at: dt.datetime) -> list[EarningRule]:

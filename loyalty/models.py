@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.core.validators import MinValueValidator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast, Round
@@ -15,6 +15,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from . import process_cache
 from .formats import money_text, points_text
 from .reasons import CAMPAIGN_BONUS, reason_render
 
@@ -107,24 +108,18 @@ class ProgramSettings(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    CACHE_KEY = "loyalty:program-settings:v1"
-    CACHE_SECONDS = 300  # bounds what a rolled-back save could leave behind
-
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
-        cache.delete(self.CACHE_KEY)
-        # Again after the commit: a read in between may have cached the uncommitted row.
-        transaction.on_commit(lambda: cache.delete(self.CACHE_KEY))
+        process_cache.changed()
 
     @classmethod
     def load(cls) -> ProgramSettings:
-        """The settings row, from the cache shared by every process (Redis in production);
-        every purchase, page and e-mail reads it, and it changes a few times a year."""
-        settings = cache.get(cls.CACHE_KEY)
-        if settings is None:
-            settings, _created = cls.objects.get_or_create(pk=1)
-            cache.set(cls.CACHE_KEY, settings, cls.CACHE_SECONDS)
-        return settings
+        """The settings row, kept in the process's memory (loyalty/process_cache.py): every
+        purchase, page and e-mail reads it, and it changes a few times a year. Callers do not
+        share the instance: each caller gets its own copy, which it may change and save."""
+        return copy.copy(
+            process_cache.cached("program-settings", lambda: cls.objects.get_or_create(pk=1)[0])
+        )
 
     @property
     def points_label(self) -> str:

@@ -55,18 +55,20 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_program_settings_cache():
-    """The settings row and the earning terms are cached across processes; each test starts from
-    its own database."""
+    """The settings row, the earning terms, API keys and webhook subscriptions are kept in each
+    process's memory, the bonus offers in the cache; each test starts from its own database (a
+    flush sends no signals), and a worker process of the tests reloads them too."""
     from django.core.cache import cache
 
     from campaigns import bonus
-    from loyalty.earning import EARNING_TERMS_CACHE_KEY
+    from loyalty import process_cache
 
-    keys = [ProgramSettings.CACHE_KEY, EARNING_TERMS_CACHE_KEY, bonus.LIVE_BONUSES_CACHE_KEY]
-    cache.delete_many(keys)
+    process_cache.reload_everywhere()
+    cache.delete(bonus.LIVE_BONUSES_CACHE_KEY)
     bonus._local = None
     yield
-    cache.delete_many(keys)
+    process_cache.reload_everywhere()
+    cache.delete(bonus.LIVE_BONUSES_CACHE_KEY)
     bonus._local = None
 
 

@@ -16,6 +16,7 @@ APP_ORDER = ["members", "loyalty", "segmentation", "rewards", "campaigns"]
 PLUMBING = (
     "loyalty.errors",
     "loyalty.pgcopy",
+    "loyalty.process_cache",
     "loyalty.memory",
     "loyalty.outbox",
     "loyalty.partner_api",

@@ -22,10 +22,27 @@ from rest_framework import exceptions, permissions, throttling
 from rest_framework.authentication import BaseAuthentication
 from rest_framework_api_key.permissions import KeyParser
 
+from loyalty import process_cache
+
 from .models import PartnerAPIKey
 
 # Writing "last used" on every request would cost a write per call: once a minute is enough.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def api_key_of_prefix(prefix: str) -> PartnerAPIKey | None:
+    """The unrevoked key with this prefix and its partner, kept in the process's memory
+    (loyalty/process_cache.py): a key, its partner or a revocation changing makes every process
+    read it again, so a revoked key is refused at once everywhere."""
+    return process_cache.cached(
+        f"partner-api-key:{prefix}",
+        lambda: (
+            PartnerAPIKey.objects.select_related("partner")
+            .filter(prefix=prefix, revoked=False)
+            .first()
+        ),
+        keep_none=False,
+    )
 
 
 class PartnerKeyAuthentication(BaseAuthentication):
@@ -37,11 +54,7 @@ class PartnerKeyAuthentication(BaseAuthentication):
         if not key:
             return None  # no key at all: NotAuthenticated (401) from the permission
         prefix, _dot, _secret = key.partition(".")
-        api_key = (
-            PartnerAPIKey.objects.select_related("partner")
-            .filter(prefix=prefix, revoked=False)
-            .first()
-        )
+        api_key = api_key_of_prefix(prefix)
         if api_key is None or not api_key.is_valid(key):
             raise exceptions.AuthenticationFailed(
                 _("The API key is not valid."), code="invalid_key"
@@ -55,6 +68,7 @@ class PartnerKeyAuthentication(BaseAuthentication):
         now = timezone.now()
         if api_key.last_used_at is None or api_key.last_used_at < now - LAST_USED_RESOLUTION:
             PartnerAPIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key.last_used_at = now  # the copy this process keeps, too
         return (None, api_key)
 
     def authenticate_header(self, request) -> str:

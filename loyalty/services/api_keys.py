@@ -11,6 +11,7 @@ from django.utils.translation import gettext_noop
 
 from members.models import User
 
+from .. import process_cache
 from ..audit.models import AuditAction
 from ..audit.services import audit_record, change
 from ..errors import ValidationFailed
@@ -71,6 +72,7 @@ def api_key_create(
 def api_key_revoke(*, api_key: PartnerAPIKey, by: User | None = None) -> PartnerAPIKey:
     """From now on the key is refused (401); a revocation cannot be undone."""
     revoked = PartnerAPIKey.objects.filter(pk=api_key.pk, revoked=False).update(revoked=True)
+    process_cache.changed()  # every process forgets the key it keeps in memory
     api_key.refresh_from_db()
     if revoked:
         audit_record(

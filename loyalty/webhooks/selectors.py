@@ -4,37 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.core.cache import cache
-from django.db import transaction
 from django.db.models import QuerySet
 
+from loyalty import process_cache
 from members.models import Member
 
 from .models import DeliveryStatus, EventType, WebhookDelivery, WebhookEndpoint
 
-SUBSCRIPTIONS_CACHE_KEY = "webhooks:subscriptions:v1"
-# A bound on staleness should an invalidation be missed (saves invalidate at once).
-SUBSCRIPTIONS_CACHE_SECONDS = 60
+
+def _subscribed_types_read() -> frozenset[str] | None:
+    types: set[str] = set()
+    for event_types in WebhookEndpoint.objects.filter(is_active=True).values_list(
+        "event_types", flat=True
+    ):
+        if not event_types:
+            return None
+        types.update(event_types)
+    return frozenset(types)
 
 
 def subscribed_types() -> frozenset[str] | None:
     """The event types some active endpoint listens to; None when one listens to all.
 
-    Every domain event asks this, so it is cached: with no endpoint it costs no query.
+    Every domain event asks this, so it is kept in memory (loyalty/process_cache.py; every save
+    and delete of an endpoint calls `process_cache.changed`): with no endpoint it costs no query.
     """
-    cached = cache.get(SUBSCRIPTIONS_CACHE_KEY)
-    if cached is None:
-        types: set[str] = set()
-        listens_to_all = False
-        for event_types in WebhookEndpoint.objects.filter(is_active=True).values_list(
-            "event_types", flat=True
-        ):
-            if not event_types:
-                listens_to_all = True
-            types.update(event_types or ())
-        cached = {"all": listens_to_all, "types": sorted(types)}
-        cache.set(SUBSCRIPTIONS_CACHE_KEY, cached, SUBSCRIPTIONS_CACHE_SECONDS)
-    return None if cached["all"] else frozenset(cached["types"])
+    return process_cache.cached("webhooks:subscribed-types", _subscribed_types_read)
 
 
 def anyone_subscribes(event_type: str) -> bool:
@@ -45,10 +40,11 @@ def anyone_subscribes(event_type: str) -> bool:
     return types is None or event_type in types
 
 
-def subscriptions_changed(**kwargs) -> None:
-    """Forget the cached subscriptions now and again after the commit (signal receiver)."""
-    cache.delete(SUBSCRIPTIONS_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(SUBSCRIPTIONS_CACHE_KEY))
+def subscriptions_changed(*, update_fields=None, **kwargs) -> None:
+    """Every process reads who listens again (receiver of the endpoint's save and delete
+    signals), unless a save wrote only other fields (a failed delivery's count)."""
+    if update_fields is None or {"is_active", "event_types"} & set(update_fields):
+        process_cache.changed()
 
 
 def endpoints_subscribed(event_type: str) -> list[WebhookEndpoint]:

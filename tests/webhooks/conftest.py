@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.core.cache import cache
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
-
-from loyalty.webhooks.selectors import SUBSCRIPTIONS_CACHE_KEY
 
 
 @dataclass
@@ -83,11 +80,3 @@ def receiver():
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_subscriptions_cache():
-    """Who listens is cached across tests otherwise (the database is not)."""
-    cache.delete(SUBSCRIPTIONS_CACHE_KEY)
-    yield
-    cache.delete(SUBSCRIPTIONS_CACHE_KEY)

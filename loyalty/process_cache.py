@@ -1,0 +1,123 @@
+"""What every request reads and staff change a few times a year (the program settings, the
+earning terms, who listens to webhooks, the API keys), kept in each process's memory.
+
+A value is reused while the shared version number in the cache (Redis in production) is the
+one it was loaded under. A change bumps the number, once at the change and again after its
+commit (a read in between may have loaded the uncommitted row), so every process reloads on its
+next read: exact, not "stale for a few seconds". Within a request the number is read once, at
+the first read of the request (the request_started signal opens that memo): a purchase costs one
+small cache read for all of its configuration, instead of one read and unpickling per value.
+Outside requests (tasks, commands, tests calling services) the number is read every time.
+
+The number starts at the clock in nanoseconds, so a cache emptied by a restart cannot go back to
+a number a process still holds. Without the cache (down), nothing is kept: each read loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "loyalty:config-version"
+T = TypeVar("T")
+
+_shared: dict[str, tuple[int, object]] = {}
+# Per thread: .version, the number read in this request (None: not yet); .open, in a request;
+# .own, what this thread read after changing something in a transaction that is not over yet
+# (its own uncommitted change, which a rollback would undo: kept from the other threads).
+_thread = threading.local()
+
+
+def _version() -> int | None:
+    memo = getattr(_thread, "version", None)
+    if memo is not None:
+        return memo
+    try:
+        version = cache.get(VERSION_KEY)
+        if version is None:
+            cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+            version = cache.get(VERSION_KEY)
+    except Exception:  # the cache is down: load from the database, keep nothing
+        logger.warning("the cache is unreachable: configuration read from the database")
+        return None
+    if getattr(_thread, "open", False):
+        _thread.version = version
+    return version
+
+
+def _kept() -> dict[str, tuple[int, object]]:
+    own = getattr(_thread, "own", None)
+    if own is None:
+        return _shared
+    if connection.in_atomic_block:
+        return own
+    _thread.own = None  # that transaction is over: a commit reloaded everything, a rollback
+    return _shared  # left only this thread's copies, dropped now
+
+
+def cached(name: str, load: Callable[[], T], *, keep_none: bool = True) -> T:
+    """`load()`'s value, from this process's memory while the shared version is unchanged
+    (`keep_none=False`: a None is loaded again every time, e.g. an unknown API key, which
+    anyone can send by the million)."""
+    kept = _kept()
+    version = _version()
+    held = kept.get(name)
+    if held is not None and version is not None and held[0] == version:
+        return held[1]  # type: ignore[return-value]
+    value = load()
+    if version is not None and (keep_none or value is not None):
+        kept[name] = (version, value)
+    return value
+
+
+def reload_everywhere() -> None:
+    """Every process (this one at once) loads its configuration again at its next read."""
+    _shared.clear()
+    if getattr(_thread, "own", None) is not None:
+        _thread.own.clear()
+    _thread.version = None
+    try:
+        try:
+            cache.incr(VERSION_KEY)
+        except ValueError:  # no number yet (or the cache was emptied)
+            cache.add(VERSION_KEY, time.time_ns(), timeout=None)
+    except Exception:
+        logger.warning("the cache is unreachable: other processes keep their configuration")
+
+
+def changed(**kwargs) -> None:
+    """Every process reloads its configuration (receiver of the save and delete signals of what
+    is cached here): now, and again after the commit. Until the transaction is over, what this
+    thread reads is kept for itself only."""
+    if connection.in_atomic_block and getattr(_thread, "own", None) is None:
+        _thread.own = {}
+        transaction.on_commit(_after_commit)
+    reload_everywhere()
+
+
+def _after_commit() -> None:
+    _thread.own = None
+    reload_everywhere()
+
+
+def _request_opened(**kwargs) -> None:
+    _thread.open = True
+    _thread.version = None
+
+
+def _request_closed(**kwargs) -> None:
+    _thread.open = False
+    _thread.version = None
+
+
+request_started.connect(_request_opened, dispatch_uid="process_cache_request_started")
+request_finished.connect(_request_closed, dispatch_uid="process_cache_request_finished")
