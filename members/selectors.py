@@ -13,6 +13,8 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, FirstValue, Lower, RowNumber
 from django.utils import timezone
 
+from loyalty import rawsql
+
 from .errors import MemberNotFound
 from .models import (
     ConsentChannel,
@@ -162,8 +164,14 @@ def without_profiling_objectors_all_at_once(queryset: QuerySet[Member]) -> Query
 def member_get(*, query: str) -> Member:
     """A member by member number or e-mail address (any case), or MemberNotFound."""
     query = (query or "").strip()
-    if query.isdigit():
-        member = Member.objects.filter(member_number=query).first()
+    if query.isdigit():  # every partner API purchase asks: SQL text, not the ORM's compiler
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {rawsql.select_list(Member)} FROM {rawsql.table(Member)} "
+                f"WHERE {connection.ops.quote_name('member_number')} = %s",
+                [query],
+            )
+            member = next(iter(rawsql.instances(Member, cursor.fetchall())), None)
     else:
         member = Member.objects.filter(email__iexact=query).first() if query else None
     if member is None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from dateutil.relativedelta import relativedelta
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import F
 from django.utils import timezone
@@ -22,7 +22,7 @@ from django.utils.translation import gettext_noop
 from members.models import Member, User
 from members.selectors import members_with_birthday
 
-from .. import events
+from .. import events, rawsql
 from ..audit.models import AuditAction
 from ..audit.services import audit_record, change
 from ..errors import (
@@ -41,6 +41,7 @@ from ..models import (
     ProgramSettings,
     Purchase,
     Refund,
+    Tier,
 )
 from ..reasons import BIRTHDAY, POINTS_EXPIRED, Reason
 from .tiers import base_tier_assign
@@ -81,21 +82,42 @@ def account_lock(*, member: Member) -> PointsAccount:
 
 
 def accounts_lock(
-    *, member_ids: Collection[int], now: dt.datetime | None = None
+    *,
+    member_ids: Collection[int],
+    now: dt.datetime | None = None,
+    tiers: Sequence[Tier] | None = None,
 ) -> dict[int, PointsAccount]:
     """These members' account rows with their tiers, by member id, locked for this transaction
     in the order of their ids (two callers locking overlapping sets cannot deadlock); the
     missing ones are created first, on the base tier as of `now` (the caller's clock, so that
-    its own tier changes come after the enrolment's)."""
+    its own tier changes come after the enrolment's). `tiers`: the current tiers (the earning
+    terms), attached to the accounts instead of read with them."""
 
     def locked(ids: Collection[int]) -> dict[int, PointsAccount]:
-        rows = (
-            PointsAccount.objects.select_for_update(of=("self",))
-            .select_related("tier")
-            .filter(member_id__in=list(ids))
-            .order_by("pk")
-        )
-        return {account.member_id: account for account in rows}
+        if tiers is None:
+            rows = (
+                PointsAccount.objects.select_for_update(of=("self",))
+                .select_related("tier")
+                .filter(member_id__in=list(ids))
+                .order_by("pk")
+            )
+            return {account.member_id: account for account in rows}
+        # Every purchase locks: SQL text, not the ORM's compiler (loyalty/rawsql.py).
+        quote = connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {rawsql.select_list(PointsAccount)} FROM {rawsql.table(PointsAccount)} "
+                f"WHERE {quote('member_id')} IN ({', '.join(['%s'] * len(ids))}) "
+                f"ORDER BY {quote('id')}"
+                + (" FOR UPDATE" if connection.features.has_select_for_update else ""),
+                list(ids),
+            )
+            accounts = rawsql.instances(PointsAccount, cursor.fetchall())
+        by_id = {tier.pk: tier for tier in tiers}
+        for account in accounts:
+            if account.tier_id in by_id:
+                account.tier = by_id[account.tier_id]
+        return {account.member_id: account for account in accounts}
 
     accounts = locked(member_ids)
     missing = set(member_ids) - accounts.keys()

@@ -1,0 +1,101 @@
+"""Hand-written SQL for the purchase path, built from the models' own fields once per process.
+
+Why: a partner API purchase ran 9 ORM statements, and each cost 0.3-0.7 ms of Python to compile
+(the query compiler, not the database); the same statements as SQL text built once cost a
+fraction of that (bench/README.md). The column lists, types and converters still come from the
+models, so a field added to a model is read and written here too; what this module does not do
+is build arbitrary queries: the callers write their WHERE clauses.
+
+`select_list(model)` / `instances(model, cursor)`: rows as model instances (as `from_db` makes
+them, with the fields' converters). `insert_from_arrays(model)`: an INSERT of any number of rows
+from one array per column (PostgreSQL's unnest, as Django's own bulk_create does for many rows),
+one text for every row count.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+
+@functools.cache
+def _read_fields(model: type[Model]) -> tuple[Field, ...]:
+    return tuple(model._meta.concrete_fields)
+
+
+def select_list(model: type[Model], alias: str = "") -> str:
+    """Every concrete column of the model, in field order, for `instances`."""
+    prefix = f"{alias}." if alias else ""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{prefix}{quote(field.column)}" for field in _read_fields(model))
+
+
+@functools.cache
+def _converters(
+    model: type[Model], vendor: str
+) -> tuple[tuple[int, Any, tuple[Callable, ...]], ...]:
+    found = []
+    for index, field in enumerate(_read_fields(model)):
+        column = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if converters:
+            found.append((index, column, tuple(converters)))
+    return tuple(found)
+
+
+def instances(model: type[M], rows: Iterable[Sequence[Any]]) -> list[M]:
+    """Model instances of rows that selected `select_list(model)`."""
+    names = [field.attname for field in _read_fields(model)]
+    converters = _converters(model, connection.vendor)
+    made = []
+    for row in rows:
+        if converters:
+            values = list(row)
+            for index, column, functions in converters:
+                for function in functions:
+                    values[index] = function(values[index], column, connection)
+            row = values
+        made.append(model.from_db(connection.alias, names, row))
+    return made
+
+
+@functools.cache
+def _written_fields(model: type[Model], exclude: frozenset[str]) -> tuple[Field, ...]:
+    return tuple(
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and not field.generated and field.name not in exclude
+    )
+
+
+def written_fields(model: type[Model], *, exclude: Iterable[str] = ()) -> tuple[Field, ...]:
+    """The columns an insert writes: all but the primary key and generated ones."""
+    return _written_fields(model, frozenset(exclude))
+
+
+def array_types(fields: Iterable[Field]) -> list[str]:
+    """`%s::type[]` per field (without a length: varchar[], not varchar(100)[])."""
+    return [f"%s::{field.db_type(connection).split('(')[0]}[]" for field in fields]
+
+
+def column_arrays(fields: Sequence[Field], objects: Sequence[Model]) -> list[list[Any]]:
+    """One list of database values per field, for `array_types`."""
+    return [
+        [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objects]
+        for field in fields
+    ]
+
+
+def columns(fields: Iterable[Field]) -> str:
+    quote = connection.ops.quote_name
+    return ", ".join(quote(field.column) for field in fields)
+
+
+def table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
