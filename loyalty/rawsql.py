@@ -18,10 +18,36 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
+
+
+# After this many runs on a connection a statement is prepared (PostgreSQL plans it once).
+# Django turns prepared statements off for everything (for transaction-mode poolers such as
+# PgBouncer before 1.21): `DATABASE_PREPARED_STATEMENTS=false` does so here too.
+PREPARE_THRESHOLD = 2
+
+
+def cursor():
+    """A cursor for the statements of this module: on PostgreSQL it sends the parameters apart
+    from the text (server-side binding; Django's client-side binding quotes every array element
+    in Python) and prepares the statements a connection runs often. It is Django's cursor
+    wrapper still: errors are Django's. While queries are logged (DEBUG, tests counting them)
+    it is Django's own cursor: Django can show a query only as it binds it itself."""
+    if connection.vendor != "postgresql" or connection.queries_logged:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    raw = connection.connection
+    if settings.DATABASE_PREPARED_STATEMENTS and raw.prepare_threshold != PREPARE_THRESHOLD:
+        raw.prepare_threshold = PREPARE_THRESHOLD  # Django's own cursors bind client-side:
+        # they never prepare, whatever the connection's threshold
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(ServerBindingCursor(raw))
 
 
 @functools.cache

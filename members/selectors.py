@@ -165,7 +165,7 @@ def member_get(*, query: str) -> Member:
     """A member by member number or e-mail address (any case), or MemberNotFound."""
     query = (query or "").strip()
     if query.isdigit():  # every partner API purchase asks: SQL text, not the ORM's compiler
-        with connection.cursor() as cursor:
+        with rawsql.cursor() as cursor:
             cursor.execute(
                 f"SELECT {rawsql.select_list(Member)} FROM {rawsql.table(Member)} "
                 f"WHERE {connection.ops.quote_name('member_number')} = %s",

@@ -17,7 +17,7 @@ from members.selectors import member_get
 from ..errors import ApplicationError
 from ..models import LedgerEntry
 from ..partner_api.idempotency import idempotent
-from ..partner_api.input import validated, validated_each
+from ..partner_api.input import represented, validated, validated_each
 from ..partner_api.models import ApiScope
 from ..partner_api.problems import problem_exception_handler
 from ..partner_api.schema import IDEMPOTENCY_PARAMETER, problems
@@ -49,7 +49,7 @@ def _results(results: list[PurchaseResult]) -> list[dict]:
     """The answers to recorded purchases, serialized together (one serializer's fields); the
     standing of replayed ones read in one query."""
     replayed = {result.purchase.member_id for result in results if result.balance is None}
-    accounts = accounts_of_members(member_ids=replayed)
+    accounts = accounts_of_members(member_ids=replayed) if replayed else {}
     shown = []
     for result in results:
         if result.balance is not None:
@@ -66,7 +66,7 @@ def _results(results: list[PurchaseResult]) -> list[dict]:
                 "tier": tier,
             }
         )
-    return s.PurchaseResultOut(shown, many=True).data
+    return [represented(s.PurchaseResultOut, result) for result in shown]
 
 
 def _purchase_fields(data: dict, member: Member) -> dict:

@@ -13,9 +13,7 @@ import datetime as dt
 import functools
 import time
 
-from django.conf import settings
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, permissions, throttling
@@ -112,20 +110,16 @@ return {count, redis.call('PTTL', KEYS[1])}
 
 
 @functools.cache
-def _redis_counter(location: str):
-    """One client (and connection pool) per process: Django's cache builds a client per call."""
-    import redis
-
-    return redis.Redis.from_url(location).register_script(_COUNT_SCRIPT)
+def _counter(client):
+    return client.register_script(_COUNT_SCRIPT)
 
 
 def _count_request(key: str) -> tuple[int, float]:
     """Count a request in the key's current window: (requests in it, seconds until it ends)."""
     cache = caches["default"]
-    if isinstance(cache, RedisCache):
-        location = settings.CACHES["default"]["LOCATION"]
-        servers = location.split(",") if isinstance(location, str) else location
-        count, milliseconds = _redis_counter(servers[0])(  # the first server takes the writes
+    client = process_cache.cache_redis()
+    if client is not None:
+        count, milliseconds = _counter(client)(
             keys=[cache.make_key(key)], args=[THROTTLE_WINDOW_SECONDS]
         )
         return int(count), max(milliseconds / 1000, 1)

@@ -104,7 +104,7 @@ def accounts_lock(
             return {account.member_id: account for account in rows}
         # Every purchase locks: SQL text, not the ORM's compiler (loyalty/rawsql.py).
         quote = connection.ops.quote_name
-        with connection.cursor() as cursor:
+        with rawsql.cursor() as cursor:
             cursor.execute(
                 f"SELECT {rawsql.select_list(PointsAccount)} FROM {rawsql.table(PointsAccount)} "
                 f"WHERE {quote('member_id')} IN ({', '.join(['%s'] * len(ids))}) "

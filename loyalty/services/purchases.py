@@ -483,7 +483,7 @@ def _written_save(
         TierChange.objects.bulk_create(changes)
         return
     purchase_fields, line_fields, entry_fields, change_fields, account_fields = _write_fields()
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         cursor.execute(
             _write_sql(),
             [

@@ -88,13 +88,14 @@ def _rolling_figures_of(
     """`rolling_figures` of a few members (every purchase asks) as SQL text on PostgreSQL: the
     same filters as the ORM's query, without its compiler (loyalty/rawsql.py)."""
     purchase, entry, account = (rawsql.table(m) for m in (Purchase, LedgerEntry, PointsAccount))
-    with connection.cursor() as cursor:
+    with rawsql.cursor() as cursor:
         if basis == TierBasis.POINTS:
             cursor.execute(
                 f"SELECT a.member_id, SUM(e.points) FROM {entry} e "
                 f"JOIN {account} a ON a.id = e.account_id "
-                "WHERE e.created_at > %s AND e.created_at <= %s AND e.kind = ANY(%s) "
-                "AND e.source = ANY(%s) AND a.member_id = ANY(%s) GROUP BY a.member_id",
+                "WHERE e.created_at > %s AND e.created_at <= %s AND e.kind = ANY(%s::text[]) "
+                "AND e.source = ANY(%s::text[]) AND a.member_id = ANY(%s::bigint[]) "
+                "GROUP BY a.member_id",
                 [
                     since,
                     at,
@@ -106,7 +107,7 @@ def _rolling_figures_of(
         else:
             cursor.execute(
                 f"SELECT member_id, SUM(amount - refunded_amount) FROM {purchase} "
-                "WHERE purchased_at > %s AND purchased_at <= %s AND member_id = ANY(%s) "
+                "WHERE purchased_at > %s AND purchased_at <= %s AND member_id = ANY(%s::bigint[]) "
                 "GROUP BY member_id",
                 [since, at, member_ids],
             )
