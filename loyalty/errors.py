@@ -108,19 +108,24 @@ def checked_text(
     """
     model_field = model._meta.get_field(name)
     assert isinstance(model_field, Field)
-    shown = capfirst(model_field.verbose_name)
+
+    def shown() -> str:  # only an error shows it (every purchase checks three texts)
+        return capfirst(model_field.verbose_name)
+
     if value is None:
         value = ""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # a numeric id or code sent as a JSON number
     if not isinstance(value, str):
-        raise ValidationFailed(_("%(field)s must be text.") % {"field": shown}, field=field or name)
+        raise ValidationFailed(
+            _("%(field)s must be text.") % {"field": shown()}, field=field or name
+        )
     value = value.strip()
     limit = getattr(model_field, "max_length", None)
     if limit is not None and len(value) > limit:
         raise ValidationFailed(
             _("%(field)s can be at most %(limit)d characters long.")
-            % {"field": shown, "limit": limit},
+            % {"field": shown(), "limit": limit},
             field=field or name,
             limit=limit,
         )

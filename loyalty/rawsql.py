@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -105,17 +105,33 @@ def written_fields(model: type[Model], *, exclude: Iterable[str] = ()) -> tuple[
     return _written_fields(model, frozenset(exclude))
 
 
-def array_types(fields: Iterable[Field]) -> list[str]:
-    """`%s::type[]` per field (without a length: varchar[], not varchar(100)[])."""
-    return [f"%s::{field.db_type(connection).split('(')[0]}[]" for field in fields]
+def rows_source(fields: Sequence[Field], count: int | None, *, lead: Sequence[str] = ()) -> str:
+    """A FROM item of rows x(l0, ..., c0, ..., n): `lead`'s columns (their types given), then
+    the fields' values, then the row's number from 1. `count` None: from one array parameter
+    per column (`unnest`), any number of rows; else `count` rows of one parameter per value
+    (`row_values`), which psycopg adapts in C (an array, element by element in Python)."""
+    types = [*lead, *(field.db_type(connection).split("(")[0] for field in fields)]
+    named = [*(f"l{index}" for index in range(len(lead))), *(f"c{i}" for i in range(len(fields)))]
+    if count is None:
+        arrays = ", ".join(f"%s::{kind}[]" for kind in types)
+        return f"unnest({arrays}) WITH ORDINALITY AS x({', '.join(named)}, n)"
+    row = ", ".join(f"%s::{kind}" for kind in types)
+    rows = ", ".join(f"({row}, {number})" for number in range(1, count + 1))
+    return f"(VALUES {rows}) AS x({', '.join(named)}, n)"
 
 
 def column_arrays(fields: Sequence[Field], objects: Sequence[Model]) -> list[list[Any]]:
-    """One list of database values per field, for `array_types`."""
+    """One list of database values per field (the columns of `rows_source`)."""
+    database = connections[DEFAULT_DB_ALIAS]  # not the proxy: looked up once, not per value
     return [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in objects]
+        [field.get_db_prep_save(getattr(obj, field.attname), database) for obj in objects]
         for field in fields
     ]
+
+
+def row_values(columns: Sequence[Sequence[Any]]) -> list[Any]:
+    """Column lists as one parameter per value, row by row (`rows_source` with a count)."""
+    return [value for row in zip(*columns, strict=True) for value in row]
 
 
 def columns(fields: Iterable[Field]) -> str:

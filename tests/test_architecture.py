@@ -17,6 +17,7 @@ PLUMBING = (
     "loyalty.errors",
     "loyalty.pgcopy",
     "loyalty.process_cache",
+    "loyalty.rawsql",
     "loyalty.memory",
     "loyalty.outbox",
     "loyalty.partner_api",

@@ -475,6 +475,8 @@ def _written_save(
     """Write what `_purchases_write` made: on PostgreSQL one statement for every table, however
     many purchases (a till's single purchase paid 5 ORM statements' compilation, about 2.5 ms);
     elsewhere (SQLite) one ORM statement per table."""
+    if not purchases:  # every item was refused: the accounts are as they were
+        return
     if connection.vendor != "postgresql":
         Purchase.objects.bulk_create(purchases)
         PurchaseLine.objects.bulk_create(lines)
@@ -483,18 +485,25 @@ def _written_save(
         TierChange.objects.bulk_create(changes)
         return
     purchase_fields, line_fields, entry_fields, change_fields, account_fields = _write_fields()
+    counts = (len(purchases), len(lines), len(entries), len(accounts), len(changes))
+    scalars = max(counts) <= SCALAR_ROWS_MAX
+    sources = (
+        rawsql.column_arrays(purchase_fields, purchases),
+        [[line.purchase.external_id for line in lines], *rawsql.column_arrays(line_fields, lines)],
+        [
+            [entry.purchase.external_id for entry in entries],  # type: ignore[union-attr]
+            *rawsql.column_arrays(entry_fields, entries),
+        ],
+        [[account.pk for account in accounts], *rawsql.column_arrays(account_fields, accounts)],
+        rawsql.column_arrays(change_fields, changes),
+    )
     with rawsql.cursor() as cursor:
         cursor.execute(
-            _write_sql(),
+            _write_sql(counts if scalars else None),
             [
-                *rawsql.column_arrays(purchase_fields, purchases),
-                [line.purchase.external_id for line in lines],
-                *rawsql.column_arrays(line_fields, lines),
-                [entry.purchase.external_id for entry in entries],  # type: ignore[union-attr]
-                *rawsql.column_arrays(entry_fields, entries),
-                [account.pk for account in accounts],
-                *rawsql.column_arrays(account_fields, accounts),
-                *rawsql.column_arrays(change_fields, changes),
+                value
+                for columns in sources
+                for value in (rawsql.row_values(columns) if scalars else columns)
             ],
         )
         written = cursor.fetchall()
@@ -523,45 +532,68 @@ def _write_fields():
     )
 
 
-@functools.cache
-def _write_sql() -> str:
+# A write of at most this many rows per table (a till's purchase: one purchase, its lines, one
+# or two ledger entries) sends each value as a parameter of its own, in a statement made for
+# those counts: psycopg adapts a scalar in C, an array element by element in Python (46 arrays
+# were a third of a purchase's time). More rows (batches) send one array per column.
+SCALAR_ROWS_MAX = 16
+
+
+@functools.lru_cache(maxsize=64)
+def _write_sql(counts: tuple[int, int, int, int, int] | None) -> str:
     """One INSERT per table and one UPDATE of the accounts as one statement (data-modifying
     WITH queries): the lines and ledger entries find their purchase's id by its external id
-    (unique for the partner, whose purchases these all are). Answers (0, purchase id, external
-    id) per purchase, (1, entry id, NULL) per entry and (2, change id, NULL) per tier change."""
+    (unique for the partner, whose purchases these all are). `counts`: the rows of purchases,
+    lines, entries, accounts and changes, each value a parameter (tables without rows left
+    out); None: one array parameter per column, for any number of rows. Answers (0, purchase
+    id, external id) per purchase, (1, entry id, NULL) per entry and (2, change id, NULL) per
+    tier change, each table's in the lists' order."""
     purchase_fields, line_fields, entry_fields, change_fields, account_fields = _write_fields()
-    names = rawsql.columns
-    line_as = ", ".join(f"c{index}" for index in range(len(line_fields)))
-    entry_as = ", ".join(f"c{index}" for index in range(len(entry_fields)))
-    account_as = ", ".join(f"c{index}" for index in range(len(account_fields)))
-    return (
-        f"WITH new_purchase AS (INSERT INTO {rawsql.table(Purchase)} ({names(purchase_fields)}) "
-        f"SELECT * FROM unnest({', '.join(rawsql.array_types(purchase_fields))}) "
-        "RETURNING id, external_id), "
-        f"new_line AS (INSERT INTO {rawsql.table(PurchaseLine)} "
-        f"(purchase_id, {names(line_fields)}) SELECT p.id, {line_as} "
-        f"FROM unnest(%s::varchar[], {', '.join(rawsql.array_types(line_fields))}) "
-        f"AS x(external_id, {line_as}) JOIN new_purchase p USING (external_id)), "
-        f"new_entry AS (INSERT INTO {rawsql.table(LedgerEntry)} "
-        f"({names(entry_fields)}, purchase_id) SELECT {entry_as}, p.id "
-        f"FROM unnest(%s::varchar[], {', '.join(rawsql.array_types(entry_fields))}) "
-        f"WITH ORDINALITY AS x(external_id, {entry_as}, n) JOIN new_purchase p "
-        "USING (external_id) ORDER BY x.n RETURNING id), "
-        f"account_update AS (UPDATE {rawsql.table(PointsAccount)} AS account SET "
-        + ", ".join(
-            f"{name} = x.c{index}"
-            for index, name in enumerate(
-                connection.ops.quote_name(field.column) for field in account_fields
-            )
+    purchases, lines, entries, accounts, changes = counts or (None,) * 5
+    names, table = rawsql.columns, rawsql.table
+
+    def picked(fields) -> str:
+        return ", ".join(f"x.c{index}" for index in range(len(fields)))
+
+    parts = [
+        f"new_purchase AS (INSERT INTO {table(Purchase)} ({names(purchase_fields)}) "
+        f"SELECT {picked(purchase_fields)} FROM {rawsql.rows_source(purchase_fields, purchases)} "
+        "ORDER BY x.n RETURNING id, external_id)"
+    ]
+    answers = ["SELECT 0, id, external_id FROM new_purchase"]
+    if lines != 0:
+        parts.append(
+            f"new_line AS (INSERT INTO {table(PurchaseLine)} (purchase_id, {names(line_fields)}) "
+            f"SELECT p.id, {picked(line_fields)} "
+            f"FROM {rawsql.rows_source(line_fields, lines, lead=['varchar'])} "
+            "JOIN new_purchase p ON p.external_id = x.l0)"
         )
-        + f" FROM unnest(%s::bigint[], {', '.join(rawsql.array_types(account_fields))}) "
-        f"AS x(id, {account_as}) WHERE account.id = x.id), "
-        f"new_change AS (INSERT INTO {rawsql.table(TierChange)} ({names(change_fields)}) "
-        f"SELECT * FROM unnest({', '.join(rawsql.array_types(change_fields))}) RETURNING id) "
-        "SELECT 0, id, external_id FROM new_purchase "
-        "UNION ALL SELECT 1, id, NULL FROM new_entry "
-        "UNION ALL SELECT 2, id, NULL FROM new_change"
-    )
+    if entries != 0:
+        parts.append(
+            f"new_entry AS (INSERT INTO {table(LedgerEntry)} ({names(entry_fields)}, purchase_id) "
+            f"SELECT {picked(entry_fields)}, p.id "
+            f"FROM {rawsql.rows_source(entry_fields, entries, lead=['varchar'])} "
+            "JOIN new_purchase p ON p.external_id = x.l0 ORDER BY x.n RETURNING id)"
+        )
+        answers.append("SELECT 1, id, NULL FROM new_entry")
+    if accounts != 0:
+        parts.append(
+            f"account_update AS (UPDATE {table(PointsAccount)} AS account SET "
+            + ", ".join(
+                f"{connection.ops.quote_name(field.column)} = x.c{index}"
+                for index, field in enumerate(account_fields)
+            )
+            + f" FROM {rawsql.rows_source(account_fields, accounts, lead=['bigint'])} "
+            "WHERE account.id = x.l0)"
+        )
+    if changes != 0:
+        parts.append(
+            f"new_change AS (INSERT INTO {table(TierChange)} ({names(change_fields)}) "
+            f"SELECT {picked(change_fields)} FROM {rawsql.rows_source(change_fields, changes)} "
+            "ORDER BY x.n RETURNING id)"
+        )
+        answers.append("SELECT 2, id, NULL FROM new_change")
+    return "WITH " + ", ".join(parts) + " " + " UNION ALL ".join(answers)
 
 
 def _accounts_save(accounts: list[PointsAccount]) -> None:
