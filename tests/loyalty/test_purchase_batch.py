@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 
 from loyalty.models import LedgerEntry, PointsAccount, Purchase, TierChange
-from loyalty.services import PurchaseInput, purchase_record, purchases_record_batch
+from loyalty.services import PurchaseInput, purchase_record, purchases, purchases_record_batch
 from loyalty.services.ledger import POINTS_MAX
 from members.models import MemberStatus
 from tests.concurrency import race
@@ -51,7 +51,12 @@ def standing(member) -> tuple:
 AMOUNTS = ["300.00", "250.00", "100.00", "900.00", "80.00"]  # Bronze, Silver at 550, Gold at 1550
 
 
-def test_a_batch_earns_exactly_what_the_same_purchases_earn_one_by_one(tiers, partner):
+# 0: the batch's rows are sent as one array per column, as a large batch's are (PostgreSQL);
+# 16: each value a parameter of its own, as a till's single purchase is.
+@pytest.mark.parametrize("scalar_rows_max", [0, 16])
+def test_a_batch_earns_exactly_what_the_same_purchases_earn_one_by_one(
+    tiers, partner, scalar_rows_max, monkeypatch
+):
     EarningRuleFactory(name="Shoes x2", multiplier=Decimal("2"), product_category="shoes")
     one_by_one, batched, other = MemberFactory(), MemberFactory(), MemberFactory()
     for number, amount in enumerate(AMOUNTS):
@@ -74,6 +79,7 @@ def test_a_batch_earns_exactly_what_the_same_purchases_earn_one_by_one(tiers, pa
         )
         items.append(PurchaseInput(external_id=f"O{number}", member=other, amount="10.00"))
 
+    monkeypatch.setattr(purchases, "SCALAR_ROWS_MAX", scalar_rows_max)
     outcomes = purchases_record_batch(partner=partner, items=items)
 
     assert [outcome.created for outcome in outcomes] == [True] * 10
