@@ -110,7 +110,7 @@ def checked_text(
     assert isinstance(model_field, Field)
 
     def shown() -> str:  # only an error shows it (every purchase checks three texts)
-        return capfirst(model_field.verbose_name)
+        return str(capfirst(model_field.verbose_name))
 
     if value is None:
         value = ""

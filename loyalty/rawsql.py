@@ -110,7 +110,7 @@ def rows_source(fields: Sequence[Field], count: int | None, *, lead: Sequence[st
     the fields' values, then the row's number from 1. `count` None: from one array parameter
     per column (`unnest`), any number of rows; else `count` rows of one parameter per value
     (`row_values`), which psycopg adapts in C (an array, element by element in Python)."""
-    types = [*lead, *(field.db_type(connection).split("(")[0] for field in fields)]
+    types = [*lead, *(str(field.db_type(connection)).split("(")[0] for field in fields)]
     named = [*(f"l{index}" for index in range(len(lead))), *(f"c{i}" for i in range(len(fields)))]
     if count is None:
         arrays = ", ".join(f"%s::{kind}[]" for kind in types)
