@@ -6,10 +6,11 @@ fraction of that (bench/README.md). The column lists, types and converters still
 models, so a field added to a model is read and written here too; what this module does not do
 is build arbitrary queries: the callers write their WHERE clauses.
 
-`select_list(model)` / `instances(model, cursor)`: rows as model instances (as `from_db` makes
-them, with the fields' converters). `insert_from_arrays(model)`: an INSERT of any number of rows
-from one array per column (PostgreSQL's unnest, as Django's own bulk_create does for many rows),
-one text for every row count.
+`select_list(model)` / `instances(model, rows)`: rows as model instances (as `from_db` makes
+them, with the fields' converters). `written_fields`, `rows_source`, `column_arrays` and
+`row_values`: the rows an INSERT or UPDATE takes, as one array parameter per column (PostgreSQL's
+unnest, as Django's own bulk_create does for many rows) or as one parameter per value (a few
+rows). `cursor()`: the cursor these statements run on.
 """
 
 from __future__ import annotations
@@ -55,11 +56,9 @@ def _read_fields(model: type[Model]) -> tuple[Field, ...]:
     return tuple(model._meta.concrete_fields)
 
 
-def select_list(model: type[Model], alias: str = "") -> str:
+def select_list(model: type[Model]) -> str:
     """Every concrete column of the model, in field order, for `instances`."""
-    prefix = f"{alias}." if alias else ""
-    quote = connection.ops.quote_name
-    return ", ".join(f"{prefix}{quote(field.column)}" for field in _read_fields(model))
+    return columns(_read_fields(model))
 
 
 @functools.cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 from dateutil.relativedelta import relativedelta
 from django.db import connection, transaction
@@ -25,6 +25,7 @@ from members.selectors import members_with_birthday
 from .. import events, rawsql
 from ..audit.models import AuditAction
 from ..audit.services import audit_record, change
+from ..earning import earning_terms
 from ..errors import (
     InsufficientPoints,
     InvalidPoints,
@@ -41,7 +42,6 @@ from ..models import (
     ProgramSettings,
     Purchase,
     Refund,
-    Tier,
 )
 from ..reasons import BIRTHDAY, POINTS_EXPIRED, Reason
 from .tiers import base_tier_assign
@@ -82,26 +82,16 @@ def account_lock(*, member: Member) -> PointsAccount:
 
 
 def accounts_lock(
-    *,
-    member_ids: Collection[int],
-    now: dt.datetime | None = None,
-    tiers: Sequence[Tier] | None = None,
+    *, member_ids: Collection[int], now: dt.datetime | None = None
 ) -> dict[int, PointsAccount]:
     """These members' account rows with their tiers, by member id, locked for this transaction
     in the order of their ids (two callers locking overlapping sets cannot deadlock); the
     missing ones are created first, on the base tier as of `now` (the caller's clock, so that
-    its own tier changes come after the enrolment's). `tiers`: the current tiers (the earning
-    terms), attached to the accounts instead of read with them."""
+    its own tier changes come after the enrolment's). The tiers are the earning terms' (kept
+    in memory), not read with the accounts."""
+    terms = earning_terms()
 
     def locked(ids: Collection[int]) -> dict[int, PointsAccount]:
-        if tiers is None:
-            rows = (
-                PointsAccount.objects.select_for_update(of=("self",))
-                .select_related("tier")
-                .filter(member_id__in=list(ids))
-                .order_by("pk")
-            )
-            return {account.member_id: account for account in rows}
         # Every purchase locks: SQL text, not the ORM's compiler (loyalty/rawsql.py).
         quote = connection.ops.quote_name
         with rawsql.cursor() as cursor:
@@ -113,10 +103,10 @@ def accounts_lock(
                 list(ids),
             )
             accounts = rawsql.instances(PointsAccount, cursor.fetchall())
-        by_id = {tier.pk: tier for tier in tiers}
         for account in accounts:
-            if account.tier_id in by_id:
-                account.tier = by_id[account.tier_id]
+            tier = terms.tier(account.tier_id)
+            if tier is not None:  # else read when asked (a tier newer than the terms)
+                account.tier = tier
         return {account.member_id: account for account in accounts}
 
     accounts = locked(member_ids)

@@ -381,9 +381,7 @@ def _purchases_write(
     entries: list[LedgerEntry] = []
     changes: list[TierChange] = []
     with transaction.atomic():
-        accounts = accounts_lock(
-            member_ids={item.member.pk for item in items}, now=now, tiers=terms.tiers
-        )
+        accounts = accounts_lock(member_ids={item.member.pk for item in items}, now=now)
         figures = _rolling_figures(accounts.values(), terms=terms, program=program, now=now)
         for item in items:
             account = accounts[item.member.pk]
