@@ -8,18 +8,22 @@ class CampaignsConfig(AppConfig):
     verbose_name = _("Campaigns")
 
     def ready(self) -> None:
+        from loyalty import process_cache
         from loyalty.earning import register_bonus_provider
 
-        from .bonus import campaign_bonuses, live_bonuses_forget
-        from .models import Campaign
+        from .bonus import campaign_bonuses
+        from .models import Automation, Campaign
 
         register_bonus_provider(campaign_bonuses)
-        for signal in (post_save, post_delete):
-            signal.connect(
-                live_bonuses_forget,
-                sender=Campaign,
-                dispatch_uid=f"campaigns.live_bonuses.{signal is post_save}",
-            )
+        # The live bonus offers and which automation triggers are on are kept in each
+        # process's memory (bonus.live_bonuses, selectors.automation_triggers_on).
+        for sender in (Automation, Campaign):
+            for signal in (post_save, post_delete):
+                signal.connect(
+                    process_cache.changed,
+                    sender=sender,
+                    dispatch_uid=f"campaigns.config.{sender.__name__}.{signal is post_save}",
+                )
 
         from .automations import subscribe
 

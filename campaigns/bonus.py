@@ -3,33 +3,27 @@ purchases a recipient makes within `bonus_days` after their e-mail was sent.
 
 The purchase path asks every bonus provider about every purchase, so the common case (no
 bonus offer running) must cost nothing: the campaigns with an offer that can still pay out
-are one cached tuple (shared cache, and a copy in the process for a few seconds), forgotten
-when a campaign is saved. A purchase whose time falls in one of their windows costs one query
+are one tuple kept in each process's memory (loyalty/process_cache.py; saving or deleting a
+campaign calls `process_cache.changed`, see apps.py). A purchase whose time falls in one of their windows costs one query
 on the recipients' (member, sent_at) index; any other purchase, none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from django.core.cache import cache
-from django.db import transaction
 from django.utils import timezone
 
-from loyalty import reasons
+from loyalty import process_cache, reasons
 from loyalty.earning import Bonus, PurchaseFacts
 from loyalty.models import EntrySource
 from loyalty.reasons import Reason
 
 from .models import BonusKind, Campaign, CampaignStatus, Recipient, RecipientStatus
 
-LIVE_BONUSES_CACHE_KEY = "campaigns:live-bonuses:v1"
-LIVE_BONUSES_CACHE_SECONDS = 300  # bounds what a rolled-back change could leave behind
-LOCAL_SECONDS = 5.0  # how long a process trusts its own copy (a batch asks per purchase)
 # A purchase can reach us late (a till that was offline): an offer stays in the tuple this
 # long after its last window closed, so a late purchase made within its window still earns.
 LATE_PURCHASES = dt.timedelta(days=30)
@@ -59,18 +53,6 @@ class LiveBonus:
             return self.points
         extra = Decimal(facts.points) * (self.multiplier - 1)
         return max(0, int(extra.to_integral_value(rounding=ROUND_FLOOR)))
-
-
-_local: tuple[float, tuple[LiveBonus, ...]] | None = None
-
-
-def live_bonuses_forget(**kwargs) -> None:
-    """Forget the offers now and again after the commit (receiver of the campaign's save and
-    delete signals): a read in between may have cached the uncommitted rows."""
-    global _local
-    _local = None
-    cache.delete(LIVE_BONUSES_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(LIVE_BONUSES_CACHE_KEY))
 
 
 def _live_bonuses_read(now: dt.datetime) -> tuple[LiveBonus, ...]:
@@ -114,17 +96,11 @@ def _live_bonuses_read(now: dt.datetime) -> tuple[LiveBonus, ...]:
 
 
 def live_bonuses() -> tuple[LiveBonus, ...]:
-    """The campaigns whose bonus offer can still pay out (none: the common case)."""
-    global _local
-    clock = time.monotonic()
-    if _local is not None and _local[0] > clock:
-        return _local[1]
-    offers = cache.get(LIVE_BONUSES_CACHE_KEY)
-    if offers is None:
-        offers = _live_bonuses_read(timezone.now())
-        cache.set(LIVE_BONUSES_CACHE_KEY, offers, LIVE_BONUSES_CACHE_SECONDS)
-    _local = (clock + LOCAL_SECONDS, offers)
-    return offers
+    """The campaigns whose bonus offer can still pay out (none: the common case). An offer
+    kept past its end changes nothing: `covers` refuses purchases after its last window."""
+    return process_cache.cached(
+        "campaigns:live-bonuses", lambda: _live_bonuses_read(timezone.now())
+    )
 
 
 def campaign_bonuses(facts: PurchaseFacts) -> Iterator[Bonus]:

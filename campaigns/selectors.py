@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce, Lower
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from loyalty import reasons
+from loyalty import process_cache, reasons
 from loyalty.formats import fraction_points_text, money_text
 from loyalty.models import LedgerEntry, ProgramSettings
 from members.models import ConsentChannel, Member
@@ -221,8 +221,26 @@ def automations_with_sent(*, days: int = 30, now: dt.datetime | None = None) -> 
     return Automation.objects.annotate(sent_recently=Coalesce(Subquery(sent), 0))
 
 
+def automation_triggers_on() -> frozenset[str]:
+    """The triggers that have an automation on (its campaign sending). Every tier change and
+    confirmed e-mail address asks, a batch of purchases hundreds of times: kept in each
+    process's memory (loyalty/process_cache.py; saving or deleting an automation or a
+    campaign calls `process_cache.changed`, see apps.py)."""
+    return process_cache.cached(
+        "campaigns:automation-triggers",
+        lambda: frozenset(
+            Automation.objects.filter(
+                active=True, campaign__status=CampaignStatus.SENDING
+            ).values_list("trigger", flat=True)
+        ),
+    )
+
+
 def active_automations(*, trigger: str) -> QuerySet[Automation]:
-    """The automations of `trigger` that are on (their campaign sending)."""
+    """The automations of `trigger` that are on (their campaign sending); no query when none
+    of the trigger is on."""
+    if trigger not in automation_triggers_on():
+        return Automation.objects.none()
     return Automation.objects.filter(
         trigger=trigger, active=True, campaign__status=CampaignStatus.SENDING
     ).select_related("campaign")

@@ -55,21 +55,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _fresh_program_settings_cache():
-    """The settings row, the earning terms, API keys and webhook subscriptions are kept in each
-    process's memory, the bonus offers in the cache; each test starts from its own database (a
-    flush sends no signals), and a worker process of the tests reloads them too."""
-    from django.core.cache import cache
-
-    from campaigns import bonus
+    """The settings row, the earning terms, API keys, webhook subscriptions, live bonus offers
+    and automation triggers are kept in each process's memory; each test starts from its own
+    database (a flush sends no signals), and a worker process of the tests reloads them too."""
     from loyalty import process_cache
 
     process_cache.reload_everywhere()
-    cache.delete(bonus.LIVE_BONUSES_CACHE_KEY)
-    bonus._local = None
     yield
     process_cache.reload_everywhere()
-    cache.delete(bonus.LIVE_BONUSES_CACHE_KEY)
-    bonus._local = None
 
 
 @pytest.fixture(autouse=True)

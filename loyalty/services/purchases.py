@@ -497,7 +497,7 @@ def _written_save(
     )
     with rawsql.cursor() as cursor:
         cursor.execute(
-            _write_sql(counts if scalars else None),
+            _write_sql(counts if scalars else None, binary=rawsql.binds_on_server()),
             [
                 value
                 for columns in sources
@@ -538,24 +538,28 @@ SCALAR_ROWS_MAX = 16
 
 
 @functools.lru_cache(maxsize=64)
-def _write_sql(counts: tuple[int, int, int, int, int] | None) -> str:
+def _write_sql(counts: tuple[int, int, int, int, int] | None, *, binary: bool) -> str:
     """One INSERT per table and one UPDATE of the accounts as one statement (data-modifying
     WITH queries): the lines and ledger entries find their purchase's id by its external id
     (unique for the partner, whose purchases these all are). `counts`: the rows of purchases,
     lines, entries, accounts and changes, each value a parameter (tables without rows left
-    out); None: one array parameter per column, for any number of rows. Answers (0, purchase
+    out); None: one array parameter per column, for any number of rows (`binary`: see
+    `rawsql.rows_source`). Answers (0, purchase
     id, external id) per purchase, (1, entry id, NULL) per entry and (2, change id, NULL) per
     tier change, each table's in the lists' order."""
     purchase_fields, line_fields, entry_fields, change_fields, account_fields = _write_fields()
     purchases, lines, entries, accounts, changes = counts or (None,) * 5
     names, table = rawsql.columns, rawsql.table
 
+    def rows_source(fields, count, lead=()) -> str:
+        return rawsql.rows_source(fields, count, lead=lead, binary=binary)
+
     def picked(fields) -> str:
         return ", ".join(f"x.c{index}" for index in range(len(fields)))
 
     parts = [
         f"new_purchase AS (INSERT INTO {table(Purchase)} ({names(purchase_fields)}) "
-        f"SELECT {picked(purchase_fields)} FROM {rawsql.rows_source(purchase_fields, purchases)} "
+        f"SELECT {picked(purchase_fields)} FROM {rows_source(purchase_fields, purchases)} "
         "ORDER BY x.n RETURNING id, external_id)"
     ]
     answers = ["SELECT 0, id, external_id FROM new_purchase"]
@@ -563,14 +567,14 @@ def _write_sql(counts: tuple[int, int, int, int, int] | None) -> str:
         parts.append(
             f"new_line AS (INSERT INTO {table(PurchaseLine)} (purchase_id, {names(line_fields)}) "
             f"SELECT p.id, {picked(line_fields)} "
-            f"FROM {rawsql.rows_source(line_fields, lines, lead=['varchar'])} "
+            f"FROM {rows_source(line_fields, lines, ['varchar'])} "
             "JOIN new_purchase p ON p.external_id = x.l0)"
         )
     if entries != 0:
         parts.append(
             f"new_entry AS (INSERT INTO {table(LedgerEntry)} ({names(entry_fields)}, purchase_id) "
             f"SELECT {picked(entry_fields)}, p.id "
-            f"FROM {rawsql.rows_source(entry_fields, entries, lead=['varchar'])} "
+            f"FROM {rows_source(entry_fields, entries, ['varchar'])} "
             "JOIN new_purchase p ON p.external_id = x.l0 ORDER BY x.n RETURNING id)"
         )
         answers.append("SELECT 1, id, NULL FROM new_entry")
@@ -581,13 +585,13 @@ def _write_sql(counts: tuple[int, int, int, int, int] | None) -> str:
                 f"{connection.ops.quote_name(field.column)} = x.c{index}"
                 for index, field in enumerate(account_fields)
             )
-            + f" FROM {rawsql.rows_source(account_fields, accounts, lead=['bigint'])} "
+            + f" FROM {rows_source(account_fields, accounts, ['bigint'])} "
             "WHERE account.id = x.l0)"
         )
     if changes != 0:
         parts.append(
             f"new_change AS (INSERT INTO {table(TierChange)} ({names(change_fields)}) "
-            f"SELECT {picked(change_fields)} FROM {rawsql.rows_source(change_fields, changes)} "
+            f"SELECT {picked(change_fields)} FROM {rows_source(change_fields, changes)} "
             "ORDER BY x.n RETURNING id)"
         )
         answers.append("SELECT 2, id, NULL FROM new_change")

@@ -147,6 +147,32 @@ def test_tier_reached_and_lowered_each_once_per_change(automation_of):
     assert list(rows(lowered).values_list("occurrence", flat=True)) == [f"tier-change:{down.pk}"]
 
 
+def test_a_tier_change_asks_nothing_while_no_automation_is_on_and_sees_one_turned_on(
+    automation_of, django_assert_num_queries
+):
+    """Which triggers are on is kept in memory (a batch of purchases tells hundreds of tier
+    changes): none on costs no query; turning one on, or off, counts from the next change."""
+    gold = TierFactory(name="Gold", rank=2)
+    (member,) = consenting()
+    account = PointsAccountFactory(member=member)
+    birthday = automation_of(AutomationTrigger.BIRTHDAY)  # on, but not for tier changes
+    reached = automation_of(AutomationTrigger.TIER_REACHED, active=False)
+    tier_change_told(TierChangeFactory(account=account, from_tier=None, to_tier=gold))  # loads
+    first = TierChangeFactory(account=account, from_tier=None, to_tier=gold)
+    with django_assert_num_queries(0):
+        tier_change_told(first)
+
+    automations.automation_set_active(automation=reached, active=True, by=None)
+    second = TierChangeFactory(account=account, from_tier=None, to_tier=gold)
+    tier_change_told(second)
+    automations.automation_set_active(automation=reached, active=False, by=None)
+    third = TierChangeFactory(account=account, from_tier=None, to_tier=gold)
+    tier_change_told(third)
+
+    assert list(rows(reached).values_list("occurrence", flat=True)) == [f"tier-change:{second.pk}"]
+    assert not rows(birthday).exists()
+
+
 # --- consent, suppression, cap, holdout, delay -----------------------------------------------
 
 
