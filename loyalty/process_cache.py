@@ -74,6 +74,19 @@ def _version_read() -> int | None:
     return int(version)
 
 
+def version_key() -> str:
+    """The version's key in Redis, for a script that reads it in a round trip of its own
+    (the API's request budget)."""
+    return cache.make_key(VERSION_KEY)
+
+
+def version_noted(raw: bytes | str | None) -> None:
+    """The version as such a script read it: this request's number, so that its first read of
+    the configuration costs no round trip of its own. Empty (no number yet): left to that read."""
+    if raw and getattr(_thread, "open", False) and getattr(_thread, "version", None) is None:
+        _thread.version = int(raw)
+
+
 def _version_bump() -> None:
     client = cache_redis()
     if client is None:

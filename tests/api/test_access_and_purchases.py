@@ -96,6 +96,56 @@ def test_the_budget_per_key_answers_429_with_retry_after(shop, program, customer
     assert 1 <= int(answers[2]["Retry-After"]) <= 60
 
 
+def test_a_wrong_secret_with_a_partners_prefix_spends_none_of_its_budget(shop, program, customer):
+    shop.api_requests_per_minute = 2
+    shop.save()
+    _record, key = api_key_for(shop)
+    wrong, right = APIClient(), APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.split('.')[0]}.not-the-secret")
+    right.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+    standing = f"/api/v1/members/{customer.member_number}/standing/"
+
+    refused = [wrong.get(standing).status_code for _ in range(5)]
+    answers = [right.get(standing).status_code for _ in range(3)]
+
+    assert refused == [401] * 5
+    assert answers == [200, 200, 429]
+
+
+@pytest.mark.parametrize("key", ["no-dot-and-dashes", "p" * 33 + ".secret", "Ünïcode.secret"])
+def test_a_key_not_shaped_like_ours_is_401_at_once(program, key, django_assert_num_queries):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
+
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/members/123/standing/")
+
+    assert response.status_code == 401 and response.json()["code"] == "invalid_key"
+
+
+def test_with_the_cache_unreachable_a_purchase_is_recorded_uncounted(
+    shop, program, customer, settings, caplog
+):
+    """Redis down: the budget cannot be counted and the configuration is read from the
+    database; the till's purchase goes through rather than failing."""
+    client = client_for(shop)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+
+    response = client.post("/api/v1/purchases/", purchase(customer), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["balance"] == 42
+    assert Purchase.objects.filter(member=customer).count() == 1
+    warned = {record.getMessage() for record in caplog.records}
+    assert "the cache is unreachable: API requests are not counted against budgets" in warned
+    assert "the cache is unreachable: configuration read from the database" in warned
+
+
 # --- purchases -----------------------------------------------------------------------------
 
 
