@@ -1,5 +1,4 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 
 
@@ -17,13 +16,7 @@ class CampaignsConfig(AppConfig):
         register_bonus_provider(campaign_bonuses)
         # The live bonus offers and which automation triggers are on are kept in each
         # process's memory (bonus.live_bonuses, selectors.automation_triggers_on).
-        for sender in (Automation, Campaign):
-            for signal in (post_save, post_delete):
-                signal.connect(
-                    process_cache.changed,
-                    sender=sender,
-                    dispatch_uid=f"campaigns.config.{sender.__name__}.{signal is post_save}",
-                )
+        process_cache.reload_on_changes_of(Automation, Campaign, uid="campaigns.config")
 
         from .automations import subscribe
 

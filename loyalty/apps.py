@@ -23,21 +23,13 @@ class LoyaltyConfig(AppConfig):
 
         register(Tags.security, deploy=True)(deploy_settings_check)
 
-        from django.db.models.signals import post_delete, post_save
-
         from members import emails, participation
 
         from . import process_cache
         from .models import EarningRule, ProgramSettings, Tier
         from .roles import sync_after_migrate
 
-        for model in (Tier, EarningRule):
-            for signal in (post_save, post_delete):
-                signal.connect(
-                    process_cache.changed,
-                    sender=model,
-                    dispatch_uid=f"loyalty.earning_terms.{model.__name__}.{signal is post_save}",
-                )
+        process_cache.reload_on_changes_of(Tier, EarningRule, uid="loyalty.earning_terms")
 
         def conditions() -> participation.ParticipationConditions:
             program = ProgramSettings.load()

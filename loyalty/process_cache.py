@@ -27,6 +27,7 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.core.signals import request_finished, request_started
 from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,16 @@ def changed(**kwargs) -> None:
     reload_everywhere()
 
 
+def reload_on_changes_of(*senders, uid: str) -> None:
+    """Connect `changed` to the save and delete signals of these models (or "app.Model"
+    names), whose rows something here is read from: an app's ready() calls it."""
+    for sender in senders:
+        for signal in (post_save, post_delete):
+            signal.connect(
+                changed, sender=sender, dispatch_uid=f"{uid}.{sender}.{signal is post_save}"
+            )
+
+
 def _after_commit() -> None:
     _thread.own = None
     reload_everywhere()
@@ -169,10 +180,12 @@ def _request_opened(**kwargs) -> None:
     _thread.version = None
 
 
-def _request_closed(**kwargs) -> None:
+def request_closed(**kwargs) -> None:
+    """The thread is out of a request (receiver of request_finished; the tests' fixture calls it
+    too: a response nobody closed, such as one read at a test module's import, sends none)."""
     _thread.open = False
     _thread.version = None
 
 
 request_started.connect(_request_opened, dispatch_uid="process_cache_request_started")
-request_finished.connect(_request_closed, dispatch_uid="process_cache_request_finished")
+request_finished.connect(request_closed, dispatch_uid="process_cache_request_finished")

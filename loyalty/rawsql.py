@@ -184,9 +184,13 @@ def _plain(field: Field) -> tuple[type, Callable[[Any], Any]] | None:
     column (which keeps the parameter types, and so the prepared statements, the same for every
     row); None when the field prepares values its own way. `column_arrays` skips the field's
     get_db_prep_save for such values: a third of its time went there."""
-    target = field.target_field if field.many_to_one else field
-    if field.many_to_one and type(field).get_db_prep_save is not ForeignKey.get_db_prep_save:
-        return None
+    target = field
+    if field.many_to_one:
+        if not isinstance(field, ForeignKey) or (
+            type(field).get_db_prep_save is not ForeignKey.get_db_prep_save
+        ):
+            return None
+        target = field.target_field
     for base, kind in _PLAIN_BASES:
         if isinstance(target, base):
             if not all(
@@ -212,7 +216,7 @@ def column_arrays(fields: Sequence[Field], objects: Sequence[Model]) -> list[lis
     for field in fields:
         attname, prepared = field.attname, field.get_db_prep_save
         kind, plain = _plain(field) or (None, _same)
-        column = []
+        column: list[Any] = []
         for obj in objects:
             value = getattr(obj, attname)
             if value is None:  # every field here writes None as NULL

@@ -60,6 +60,7 @@ def _fresh_program_settings_cache():
     database (a flush sends no signals), and a worker process of the tests reloads them too."""
     from loyalty import process_cache
 
+    process_cache.request_closed()
     process_cache.reload_everywhere()
     yield
     process_cache.reload_everywhere()

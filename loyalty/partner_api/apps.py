@@ -8,7 +8,6 @@ class PartnerApiConfig(AppConfig):
     verbose_name = _("Partner API")
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
 
         from loyalty import process_cache
 
@@ -16,10 +15,4 @@ class PartnerApiConfig(AppConfig):
         from .models import PartnerAPIKey
 
         # The keys and their partners are kept in each process's memory (access.py).
-        for sender in (PartnerAPIKey, "loyalty.Partner"):
-            for signal in (post_save, post_delete):
-                signal.connect(
-                    process_cache.changed,
-                    sender=sender,
-                    dispatch_uid=f"partner_api.keys.{sender}.{signal is post_save}",
-                )
+        process_cache.reload_on_changes_of(PartnerAPIKey, "loyalty.Partner", uid="partner_api.keys")
