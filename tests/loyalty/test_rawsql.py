@@ -47,7 +47,7 @@ def test_column_values_are_what_each_field_would_prepare(program, partner):
 
 
 @pytest.mark.django_db(transaction=True)  # closes the connection
-def test_one_cursor_per_connection_and_a_new_one_after_a_reconnect():
+def test_one_cursor_per_connection_and_a_new_one_once_closed_or_reconnected():
     kept = rawsql.cursor()
     with rawsql.cursor() as again:
         again.execute("SELECT 1")
@@ -56,7 +56,12 @@ def test_one_cursor_per_connection_and_a_new_one_after_a_reconnect():
         still.execute("SELECT 2")
         assert still.fetchall() == [(2,)]
 
+    kept.close()  # closed by hand: replaced
+    with rawsql.cursor() as other:
+        other.execute("SELECT 3")
+        assert other is not kept and other.fetchall() == [(3,)]
+
     connection.close()
     with rawsql.cursor() as fresh:
-        fresh.execute("SELECT 3")
-        assert fresh is not kept and fresh.fetchall() == [(3,)]
+        fresh.execute("SELECT 4")
+        assert fresh is not other and fresh.fetchall() == [(4,)]
