@@ -46,6 +46,12 @@ class LiveBonus:
     def covers(self, at: dt.datetime) -> bool:
         return self.starts <= at and (self.ends is None or at < self.ends)
 
+    def takes_late_purchases(self, now: dt.datetime) -> bool:
+        """Whether a purchase posted `now` can still earn it (at most LATE_PURCHASES after its
+        last window closed): asked at each purchase, so it does not depend on when the tuple
+        of offers was last read."""
+        return self.ends is None or now <= self.ends + LATE_PURCHASES
+
     def points_for(self, facts: PurchaseFacts) -> int:
         if self.min_amount is not None and facts.amount < self.min_amount:
             return 0
@@ -77,8 +83,6 @@ def _live_bonuses_read(now: dt.datetime) -> tuple[LiveBonus, ...]:
         ends = (
             campaign.finished_at + SEND_SLACK + window if campaign.finished_at is not None else None
         )
-        if ends is not None and ends + LATE_PURCHASES < now:
-            continue
         offer = LiveBonus(
             campaign_id=campaign.pk,
             name=campaign.name,
@@ -90,14 +94,17 @@ def _live_bonuses_read(now: dt.datetime) -> tuple[LiveBonus, ...]:
             starts=campaign.started_at,
             ends=ends,
         )
+        if not offer.takes_late_purchases(now):
+            continue
         if offer.points if offer.kind == BonusKind.FIXED else offer.multiplier > 1:
             offers.append(offer)
     return tuple(offers)
 
 
 def live_bonuses() -> tuple[LiveBonus, ...]:
-    """The campaigns whose bonus offer can still pay out (none: the common case). An offer
-    kept past its end changes nothing: `covers` refuses purchases after its last window."""
+    """The campaigns whose bonus offer can still pay out (none: the common case). Kept until a
+    campaign changes, so an offer can outlive its last window here: `covers` and
+    `takes_late_purchases`, asked at each purchase, refuse what it no longer pays for."""
     return process_cache.cached(
         "campaigns:live-bonuses", lambda: _live_bonuses_read(timezone.now())
     )
@@ -107,6 +114,10 @@ def campaign_bonuses(facts: PurchaseFacts) -> Iterator[Bonus]:
     """The bonus provider: one bonus per campaign whose e-mail the member was sent at most
     `bonus_days` before the purchase (never the holdout, the skipped or the failed)."""
     offers = [offer for offer in live_bonuses() if offer.covers(facts.at)]
+    if not offers:
+        return
+    now = timezone.now()
+    offers = [offer for offer in offers if offer.takes_late_purchases(now)]
     if not offers:
         return
     longest = max(offer.days for offer in offers)

@@ -202,6 +202,26 @@ def test_a_campaign_still_sending_and_a_cancelled_one_pay_their_mailed_recipient
     ]
 
 
+def test_a_purchase_posted_over_30_days_after_the_offer_closed_does_not_earn_it(
+    program, partner, sent_campaign, monkeypatch
+):
+    """Made within the offer's window but posted too late: refused however long ago the
+    offers were read (here: while the offer still took late purchases)."""
+    now = timezone.now()
+    member = MemberFactory()
+    campaign = sent_campaign(bonus_days=7, started_at=now - 45 * DAY, finished_at=now - 45 * DAY)
+    recipient(campaign, member, sent_at=now - 45 * DAY)
+    with monkeypatch.context() as earlier:
+        earlier.setattr(bonus.timezone, "now", lambda: now - 10 * DAY)
+        assert [offer.campaign_id for offer in bonus.live_bonuses()] == [campaign.pk]
+    [offer] = bonus.live_bonuses()  # kept in memory: nothing changed since
+    assert offer.takes_late_purchases(offer.ends + bonus.LATE_PURCHASES)
+
+    buy(partner, member, "late", at=now - 44 * DAY)
+
+    assert bonus_entries() == []
+
+
 def test_a_new_offer_is_seen_by_the_next_purchase(program, partner, sent_campaign):
     """The cached offers are forgotten when a campaign is saved (here: the first one)."""
     member = MemberFactory()
