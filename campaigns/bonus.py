@@ -4,8 +4,9 @@ purchases a recipient makes within `bonus_days` after their e-mail was sent.
 The purchase path asks every bonus provider about every purchase, so the common case (no
 bonus offer running) must cost nothing: the campaigns with an offer that can still pay out
 are one tuple kept in each process's memory (loyalty/process_cache.py; saving or deleting a
-campaign calls `process_cache.changed`, see apps.py). A purchase whose time falls in one of their windows costs one query
-on the recipients' (member, sent_at) index; any other purchase, none.
+campaign calls `process_cache.changed`, see apps.py). A purchase whose time falls in one of
+their windows costs one query on the recipients' (member, sent_at) index; any other purchase,
+none.
 """
 
 from __future__ import annotations
@@ -113,11 +114,12 @@ def live_bonuses() -> tuple[LiveBonus, ...]:
 def campaign_bonuses(facts: PurchaseFacts) -> Iterator[Bonus]:
     """The bonus provider: one bonus per campaign whose e-mail the member was sent at most
     `bonus_days` before the purchase (never the holdout, the skipped or the failed)."""
-    offers = [offer for offer in live_bonuses() if offer.covers(facts.at)]
-    if not offers:
-        return
     now = timezone.now()
-    offers = [offer for offer in offers if offer.takes_late_purchases(now)]
+    offers = [
+        offer
+        for offer in live_bonuses()
+        if offer.covers(facts.at) and offer.takes_late_purchases(now)
+    ]
     if not offers:
         return
     longest = max(offer.days for offer in offers)

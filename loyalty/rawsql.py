@@ -59,7 +59,7 @@ def cursor():
     While queries are logged (DEBUG, tests counting them) it is Django's own cursor: Django can
     show a query only as it binds it itself."""
     database = connections[DEFAULT_DB_ALIAS]  # not the proxy: one lookup, not one per attribute
-    if database.vendor != "postgresql" or database.queries_logged:
+    if not _binds_on_server(database):
         return database.cursor()
     raw = database.connection
     kept = getattr(database, "_rawsql_cursor", None)
@@ -136,7 +136,10 @@ def written_fields(model: type[Model], *, exclude: Iterable[str] = ()) -> tuple[
 def binds_on_server() -> bool:
     """Whether `cursor()` sends parameters apart from the text (PostgreSQL, queries not logged):
     only then can a parameter travel in binary (`%b`)."""
-    database = connections[DEFAULT_DB_ALIAS]
+    return _binds_on_server(connections[DEFAULT_DB_ALIAS])
+
+
+def _binds_on_server(database) -> bool:
     return database.vendor == "postgresql" and not database.queries_logged
 
 

@@ -544,9 +544,9 @@ def _write_sql(counts: tuple[int, int, int, int, int] | None, *, binary: bool) -
     (unique for the partner, whose purchases these all are). `counts`: the rows of purchases,
     lines, entries, accounts and changes, each value a parameter (tables without rows left
     out); None: one array parameter per column, for any number of rows (`binary`: see
-    `rawsql.rows_source`). Answers (0, purchase
-    id, external id) per purchase, (1, entry id, NULL) per entry and (2, change id, NULL) per
-    tier change, each table's in the lists' order."""
+    `rawsql.rows_source`). Answers (0, purchase id, external id) per purchase, (1, entry id,
+    NULL) per entry and (2, change id, NULL) per tier change, each table's in the lists'
+    order."""
     purchase_fields, line_fields, entry_fields, change_fields, account_fields = _write_fields()
     purchases, lines, entries, accounts, changes = counts or (None,) * 5
     names, table = rawsql.columns, rawsql.table
